@@ -1,0 +1,1 @@
+"""agent-governance-orm: the domain models and database plumbing of an AI-agent governance platform."""

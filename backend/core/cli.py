@@ -1,0 +1,57 @@
+"""Command line: inspect and prepare the application database.
+
+    python -m core stats [--create]
+
+`DATABASE_URL` selects the database (default: the embedded SQLite file).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, func, inspect, select
+
+from core.database import database_url, make_engine
+from core.models import Base
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Row count of every model table, in dependency order."""
+    existing = set(inspect(engine).get_table_names())
+    with engine.connect() as connection:
+        return {
+            table.name: int(connection.scalar(select(func.count()).select_from(table)) or 0)
+            for table in Base.metadata.sorted_tables
+            if table.name in existing
+        }
+
+
+def format_counts(counts: dict[str, int]) -> str:
+    width = max((len(name) for name in counts), default=5)
+    lines = [f"{'table':<{width}}  rows", f"{'-' * width}  ----"]
+    lines += [f"{name:<{width}}  {rows:>4}" for name, rows in counts.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    stats = commands.add_parser("stats", help="print every table with its row count")
+    stats.add_argument(
+        "--create", action="store_true", help="create missing tables first (create_all)"
+    )
+    args = parser.parse_args(argv)
+
+    engine = make_engine()
+    try:
+        if args.create:
+            Base.metadata.create_all(engine)
+        print(f"database: {engine.url.render_as_string(hide_password=True)}")
+        print(format_counts(table_counts(engine)))
+    finally:
+        engine.dispose()
+    return 0
+
+
+__all__ = ["database_url", "format_counts", "main", "table_counts"]

@@ -1,0 +1,882 @@
+"""The agent-governance domain: tenants, people, agents, runs and their audit.
+
+Read top to bottom: enums, the column vocabulary, association tables, then
+the models by area (tenancy, agents, workflows, episodes, governance), then
+the few session hooks that keep loaded objects truthful. The schema contract
+is `shared/DOMAIN.md`; this module is its only implementation.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Connection,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+    false,
+    func,
+    inspect,
+    select,
+    text,
+    true,
+)
+from sqlalchemy.ext.mutable import MutableDict, MutableList
+from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship, validates
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.base import NO_VALUE
+
+from core.database import Base, UTCDateTime, json_type, new_uuid, utc_now
+from core.validation import ValidationError, bounds
+
+# ==========================================================================
+# Enums (stored as their value strings)
+# ==========================================================================
+
+
+class UserRole(StrEnum):
+    SUPER_ADMIN = "super_admin"
+    SECURITY_ADMIN = "security_admin"
+    WORKSPACE_ADMIN = "workspace_admin"
+    WORKFLOW_ADMIN = "workflow_admin"
+    AUTOMATION_ADMIN = "automation_admin"
+    INTEGRATION_ADMIN = "integration_admin"
+    COMPLIANCE_ADMIN = "compliance_admin"
+    TEAM_LEAD = "team_lead"
+    MEMBER = "member"
+    GUEST = "guest"
+
+
+class UserStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    PENDING = "pending"
+    DELETED = "deleted"
+
+
+class WorkspaceStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    TRIAL = "trial"
+    EXPIRED = "expired"
+
+
+class AgentStatus(StrEnum):
+    """An agent's maturity (student -> autonomous), or why it does not run."""
+
+    STUDENT = "student"
+    INTERN = "intern"
+    SUPERVISED = "supervised"
+    AUTONOMOUS = "autonomous"
+    PAUSED = "paused"
+    DEPRECATED = "deprecated"
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class FeedbackStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class WorkflowExecutionStatus(StrEnum):
+    """Upper case by contract: shared by workflow executions and their steps."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    PAUSED = "PAUSED"
+    CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"
+
+
+class EpisodeStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ARCHIVED = "archived"
+    CONSOLIDATED = "consolidated"
+
+
+class AccessType(StrEnum):
+    RETRIEVAL = "retrieval"
+    TEMPORAL = "temporal"
+    SEMANTIC = "semantic"
+    SEQUENTIAL = "sequential"
+    CONTEXTUAL = "contextual"
+
+
+class TriggerSource(StrEnum):
+    MANUAL = "manual"
+    DATA_SYNC = "data_sync"
+    WORKFLOW_ENGINE = "workflow_engine"
+    AI_COORDINATOR = "ai_coordinator"
+
+
+class RoutingDecision(StrEnum):
+    TRAINING = "training"
+    PROPOSAL = "proposal"
+    SUPERVISION = "supervision"
+    EXECUTION = "execution"
+
+
+class ProposalType(StrEnum):
+    TRAINING = "training"
+    ACTION = "action"
+    ANALYSIS = "analysis"
+
+
+class ProposalStatus(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTED = "executed"
+    CANCELLED = "cancelled"
+
+
+# Lower bounds of the maturity bands, by confidence score.
+MATURITY_THRESHOLDS: dict[AgentStatus, float] = {
+    AgentStatus.STUDENT: 0.0,
+    AgentStatus.INTERN: 0.5,
+    AgentStatus.SUPERVISED: 0.7,
+    AgentStatus.AUTONOMOUS: 0.9,
+}
+
+
+def maturity_for_confidence(confidence: float) -> AgentStatus:
+    """The maturity band a confidence score falls in."""
+    band = AgentStatus.STUDENT
+    for status, threshold in MATURITY_THRESHOLDS.items():
+        if confidence >= threshold:
+            band = status
+    return band
+
+
+# ==========================================================================
+# Column vocabulary
+# ==========================================================================
+
+UUIDPrimaryKey = Annotated[
+    str, mapped_column(String(36), primary_key=True, default=new_uuid, info={"uuid": True})
+]
+CreatedAt = Annotated[datetime, mapped_column(default=utc_now, server_default=func.now())]
+UpdatedAt = Annotated[datetime | None, mapped_column(onupdate=utc_now)]
+# "now" for columns other than created_at (started_at, joined_at).
+Now = Annotated[datetime, mapped_column(default=utc_now, server_default=func.now())]
+
+Str20 = Annotated[str, mapped_column(String(20))]
+Str36 = Annotated[str, mapped_column(String(36))]
+Str50 = Annotated[str, mapped_column(String(50))]
+Str100 = Annotated[str, mapped_column(String(100))]
+Str255 = Annotated[str, mapped_column(String(255))]
+Str500 = Annotated[str, mapped_column(String(500))]
+
+# Mutable wrappers track in-place changes (`agent.configuration["k"] = v`);
+# each needs a type object of its own.
+JSONDict = Annotated[dict[str, Any], mapped_column(MutableDict.as_mutable(json_type()))]
+JSONList = Annotated[list[Any], mapped_column(MutableList.as_mutable(json_type()))]
+
+
+def _server_literal(value: Any) -> Any:
+    if isinstance(value, bool):
+        return true() if value else false()
+    if isinstance(value, StrEnum | str):
+        return text("'" + str(value).replace("'", "''") + "'")
+    if isinstance(value, dict | list):
+        return text("'{}'" if isinstance(value, dict) else "'[]'")
+    return text(repr(value))
+
+
+def defaulted(value: Any, **kwargs: Any) -> Any:
+    """A column default set both by the ORM and by the database.
+
+    The ORM value makes the attribute readable right after `flush()`; the
+    server default keeps raw SQL and migrations honest. Container defaults
+    are fresh per row: a dict or list is never shared between objects.
+    """
+    python_default: Any = value
+    if isinstance(value, dict | list):
+        python_default = type(value)
+    return mapped_column(default=python_default, server_default=_server_literal(value), **kwargs)
+
+
+def fk(target: str, *, ondelete: str = "RESTRICT", index: bool = True, **kwargs: Any) -> Any:
+    """A foreign key column. RESTRICT unless a rule is given; indexed unless a
+    composite index or constraint already starts with it."""
+    return mapped_column(ForeignKey(target, ondelete=ondelete), index=index, **kwargs)
+
+
+# ==========================================================================
+# Association tables
+# ==========================================================================
+
+user_workspaces = Table(
+    "user_workspaces",
+    Base.metadata,
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "workspace_id",
+        String(36),
+        ForeignKey("workspaces.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    Column("role", String(50), nullable=False, default="member", server_default=text("'member'")),
+    Column("joined_at", UTCDateTime(), nullable=False, default=utc_now, server_default=func.now()),
+)
+
+team_members = Table(
+    "team_members",
+    Base.metadata,
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "team_id",
+        String(36),
+        ForeignKey("teams.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    Column("role", String(50), nullable=False, default="member", server_default=text("'member'")),
+    Column("joined_at", UTCDateTime(), nullable=False, default=utc_now, server_default=func.now()),
+)
+
+
+# ==========================================================================
+# Tenancy: workspaces, teams, users
+# ==========================================================================
+
+
+class Workspace(Base):
+    """A tenant: every agent, episode and workflow belongs to one."""
+
+    __tablename__ = "workspaces"
+
+    id: Mapped[UUIDPrimaryKey]
+    name: Mapped[Str255]
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[WorkspaceStatus] = defaulted(WorkspaceStatus.ACTIVE)
+    plan_tier: Mapped[Str50] = defaulted("standard")
+    industry: Mapped[Str100 | None]
+    company_size: Mapped[Str50 | None]
+    is_startup: Mapped[bool] = defaulted(False)
+    learning_phase_completed: Mapped[bool] = defaulted(False)
+    metadata_json: Mapped[JSONDict | None] = defaulted({})
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    users: Mapped[list[User]] = relationship(
+        secondary=user_workspaces, back_populates="workspaces", passive_deletes=True
+    )
+    teams: Mapped[list[Team]] = relationship(
+        back_populates="workspace", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<Workspace {self.id} {self.name!r}>"
+
+
+class Team(Base):
+    """A group of users inside one workspace, with its own message thread."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[UUIDPrimaryKey]
+    name: Mapped[Str255]
+    description: Mapped[str | None] = mapped_column(Text)
+    team_type: Mapped[Str50 | None] = defaulted("general")
+    # Indexed by the (workspace_id, name) unique constraint.
+    workspace_id: Mapped[str] = fk("workspaces.id", ondelete="CASCADE", index=False)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    workspace: Mapped[Workspace] = relationship(back_populates="teams")
+    members: Mapped[list[User]] = relationship(
+        secondary=team_members, back_populates="teams", passive_deletes=True
+    )
+    messages: Mapped[list[TeamMessage]] = relationship(
+        back_populates="team",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="TeamMessage.created_at",
+    )
+
+    def __repr__(self) -> str:
+        return f"<Team {self.id} {self.name!r}>"
+
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_email(value: str) -> str:
+    """Trimmed and lower-cased; raises `ValidationError` if malformed."""
+    if not isinstance(value, str):
+        raise ValidationError("User.email", f"expected a string, got {value!r}")
+    normalized = value.strip().lower()
+    if not EMAIL_PATTERN.fullmatch(normalized):
+        raise ValidationError(
+            "User.email", f"{value!r} is not a valid email address (expected name@domain.tld)"
+        )
+    return normalized
+
+
+class User(Base):
+    """A person: member of workspaces and teams, owner of agents."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        # Mirrors normalize_email for rows written with raw SQL.
+        CheckConstraint(
+            "email = lower(trim(email)) AND email LIKE '%_@_%._%' AND email NOT LIKE '% %'",
+            name="email_format",
+        ),
+    )
+
+    id: Mapped[UUIDPrimaryKey]
+    email: Mapped[Str255] = mapped_column(unique=True)
+    password_hash: Mapped[Str255 | None]
+    first_name: Mapped[Str100 | None]
+    last_name: Mapped[Str100 | None]
+    role: Mapped[UserRole] = defaulted(UserRole.MEMBER)
+    status: Mapped[UserStatus] = defaulted(UserStatus.ACTIVE)
+    specialty: Mapped[Str100 | None]
+    email_verified: Mapped[bool] = defaulted(False)
+    preferences: Mapped[JSONDict | None] = defaulted({})
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    workspaces: Mapped[list[Workspace]] = relationship(
+        secondary=user_workspaces, back_populates="users", passive_deletes=True
+    )
+    teams: Mapped[list[Team]] = relationship(
+        secondary=team_members, back_populates="members", passive_deletes=True
+    )
+    # Messages are history: a user who wrote some cannot be hard-deleted.
+    messages: Mapped[list[TeamMessage]] = relationship(
+        back_populates="sender", passive_deletes="all"
+    )
+    agents: Mapped[list[AgentRegistry]] = relationship(back_populates="owner", passive_deletes=True)
+
+    @validates("email")
+    def _normalize_email(self, _key: str, value: str | None) -> str | None:
+        return None if value is None else normalize_email(value)
+
+    def __repr__(self) -> str:
+        # Never the password hash.
+        return f"<User {self.id} {self.email!r}>"
+
+
+class TeamMessage(Base):
+    """A message posted to a team, optionally about some other object."""
+
+    __tablename__ = "team_messages"
+
+    id: Mapped[UUIDPrimaryKey]
+    team_id: Mapped[str] = fk("teams.id", ondelete="CASCADE")
+    user_id: Mapped[str] = fk("users.id")
+    content: Mapped[str] = mapped_column(Text)
+    context_type: Mapped[Str50 | None]
+    context_id: Mapped[Str36 | None]
+    created_at: Mapped[CreatedAt]
+
+    team: Mapped[Team] = relationship(back_populates="messages")
+    sender: Mapped[User] = relationship(back_populates="messages")
+
+
+# ==========================================================================
+# Agents: registry, executions, feedback
+# ==========================================================================
+
+
+class AgentRegistry(Base):
+    """A registered agent, its maturity and the confidence that earns it."""
+
+    __tablename__ = "agent_registry"
+
+    id: Mapped[UUIDPrimaryKey]
+    name: Mapped[Str255]
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[Str100]
+    module_path: Mapped[Str255]
+    class_name: Mapped[Str255]
+    user_id: Mapped[str | None] = fk("users.id", ondelete="SET NULL")
+    workspace_id: Mapped[str | None] = fk("workspaces.id", ondelete="CASCADE")
+    status: Mapped[AgentStatus] = defaulted(AgentStatus.STUDENT)
+    confidence_score: Mapped[float] = defaulted(0.5, info=bounds(ge=0, le=1))
+    required_role_for_autonomy: Mapped[UserRole] = defaulted(UserRole.TEAM_LEAD)
+    version: Mapped[Str20] = defaulted("1.0.0")
+    configuration: Mapped[JSONDict | None] = defaulted({})
+    schedule_config: Mapped[JSONDict | None] = defaulted({})
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    owner: Mapped[User | None] = relationship(back_populates="agents")
+    workspace: Mapped[Workspace | None] = relationship()
+    # Audit history: the database refuses to delete an agent that has any;
+    # passive_deletes="all" keeps the ORM from nulling the keys first.
+    executions: Mapped[list[AgentExecution]] = relationship(
+        back_populates="agent", passive_deletes="all"
+    )
+    feedback: Mapped[list[AgentFeedback]] = relationship(
+        back_populates="agent", passive_deletes="all"
+    )
+    episodes: Mapped[list[Episode]] = relationship(back_populates="agent", passive_deletes="all")
+    proposals: Mapped[list[AgentProposal]] = relationship(
+        back_populates="agent", passive_deletes="all"
+    )
+    blocked_triggers: Mapped[list[BlockedTriggerContext]] = relationship(
+        back_populates="agent", passive_deletes="all"
+    )
+
+    def __repr__(self) -> str:
+        return f"<AgentRegistry {self.id} {self.name!r} {self.status}>"
+
+
+class AgentExecution(Base):
+    """One run of an agent."""
+
+    __tablename__ = "agent_executions"
+    __table_args__ = (Index(None, "agent_id", "started_at"),)
+
+    id: Mapped[UUIDPrimaryKey]
+    agent_id: Mapped[str] = fk("agent_registry.id", index=False)
+    workspace_id: Mapped[str | None] = fk("workspaces.id", ondelete="SET NULL")
+    status: Mapped[ExecutionStatus] = defaulted(ExecutionStatus.RUNNING)
+    input_summary: Mapped[str | None] = mapped_column(Text)
+    output_summary: Mapped[str | None] = mapped_column(Text)
+    triggered_by: Mapped[Str50] = defaulted("manual")
+    started_at: Mapped[Now]
+    completed_at: Mapped[datetime | None]
+    duration_seconds: Mapped[float] = defaulted(0.0, info=bounds(ge=0))
+    result_summary: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    agent: Mapped[AgentRegistry] = relationship(back_populates="executions")
+    feedback: Mapped[list[AgentFeedback]] = relationship(
+        back_populates="execution", passive_deletes=True
+    )
+    canvas_audits: Mapped[list[CanvasAudit]] = relationship(
+        back_populates="execution", passive_deletes=True
+    )
+
+
+class AgentFeedback(Base):
+    """A person's rating or correction of an agent's output."""
+
+    __tablename__ = "agent_feedback"
+
+    id: Mapped[UUIDPrimaryKey]
+    agent_id: Mapped[str] = fk("agent_registry.id")
+    agent_execution_id: Mapped[str | None] = fk("agent_executions.id", ondelete="SET NULL")
+    user_id: Mapped[str] = fk("users.id")
+    episode_id: Mapped[str | None] = fk("episodes.id", ondelete="SET NULL")
+    input_context: Mapped[str | None] = mapped_column(Text)
+    original_output: Mapped[str] = mapped_column(Text)
+    user_correction: Mapped[str] = mapped_column(Text)
+    feedback_type: Mapped[Str50 | None]
+    thumbs_up_down: Mapped[bool | None]
+    rating: Mapped[int | None] = mapped_column(info=bounds(ge=1, le=5))
+    status: Mapped[FeedbackStatus] = defaulted(FeedbackStatus.PENDING)
+    ai_reasoning: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    adjudicated_at: Mapped[datetime | None]
+
+    agent: Mapped[AgentRegistry] = relationship(back_populates="feedback")
+    execution: Mapped[AgentExecution | None] = relationship(back_populates="feedback")
+    user: Mapped[User] = relationship()
+    episode: Mapped[Episode | None] = relationship(back_populates="feedback")
+
+
+# ==========================================================================
+# Workflows
+# ==========================================================================
+
+
+class WorkflowExecution(Base):
+    """One run of a multi-step automation."""
+
+    __tablename__ = "workflow_executions"
+
+    execution_id: Mapped[UUIDPrimaryKey]
+    workflow_id: Mapped[Str255] = mapped_column(index=True)
+    status: Mapped[WorkflowExecutionStatus] = defaulted(WorkflowExecutionStatus.PENDING)
+    input_data: Mapped[JSONDict | None]
+    outputs: Mapped[JSONDict | None]
+    context: Mapped[JSONDict | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = defaulted(1)
+    user_id: Mapped[str | None] = fk("users.id", ondelete="SET NULL")
+    workspace_id: Mapped[str | None] = fk("workspaces.id", ondelete="CASCADE")
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    user: Mapped[User | None] = relationship()
+    step_executions: Mapped[list[WorkflowStepExecution]] = relationship(
+        back_populates="execution",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="WorkflowStepExecution.sequence_order",
+    )
+
+
+class WorkflowStepExecution(Base):
+    """One attempt at one step of a workflow run; a retry is another row."""
+
+    __tablename__ = "workflow_step_executions"
+    # Not unique: a retried step repeats its sequence_order.
+    __table_args__ = (Index(None, "execution_id", "sequence_order"),)
+
+    id: Mapped[UUIDPrimaryKey]
+    execution_id: Mapped[str] = fk(
+        "workflow_executions.execution_id", ondelete="CASCADE", index=False
+    )
+    # Filled from the parent run at flush when not given (see below).
+    workflow_id: Mapped[Str255]
+    step_id: Mapped[Str255]
+    step_name: Mapped[Str255]
+    step_type: Mapped[Str50]
+    sequence_order: Mapped[int] = mapped_column(info=bounds(ge=0))
+    status: Mapped[WorkflowExecutionStatus] = defaulted(WorkflowExecutionStatus.PENDING)
+    input_data: Mapped[JSONDict | None]
+    output_data: Mapped[JSONDict | None]
+    error_message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None] = mapped_column(info=bounds(ge=0))
+    retry_count: Mapped[int] = defaulted(0)
+    metadata_json: Mapped[JSONDict | None]
+    created_at: Mapped[CreatedAt]
+
+    execution: Mapped[WorkflowExecution] = relationship(back_populates="step_executions")
+
+
+# ==========================================================================
+# Episodic memory
+# ==========================================================================
+
+
+class Episode(Base):
+    """A remembered stretch of an agent's work, for later retrieval."""
+
+    __tablename__ = "episodes"
+
+    id: Mapped[UUIDPrimaryKey]
+    title: Mapped[Str500]
+    description: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)
+    agent_id: Mapped[str] = fk("agent_registry.id")
+    user_id: Mapped[str | None] = fk("users.id", ondelete="SET NULL")
+    workspace_id: Mapped[str] = fk("workspaces.id", ondelete="CASCADE")
+    session_id: Mapped[Str36 | None]
+    execution_ids: Mapped[JSONList | None] = defaulted([])
+    canvas_ids: Mapped[JSONList | None] = defaulted([])
+    canvas_action_count: Mapped[int] = defaulted(0)
+    feedback_ids: Mapped[JSONList | None] = defaulted([])
+    aggregate_feedback_score: Mapped[float | None] = mapped_column(info=bounds(ge=-1, le=1))
+    supervisor_id: Mapped[str | None] = fk("users.id", ondelete="SET NULL")
+    supervisor_rating: Mapped[int | None] = mapped_column(info=bounds(ge=1, le=5))
+    supervision_feedback: Mapped[str | None] = mapped_column(Text)
+    intervention_count: Mapped[int] = defaulted(0)
+    proposal_id: Mapped[str | None] = fk("agent_proposals.id", ondelete="SET NULL")
+    proposal_outcome: Mapped[Str50 | None]
+    started_at: Mapped[Now]
+    ended_at: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None]
+    status: Mapped[EpisodeStatus] = defaulted(EpisodeStatus.ACTIVE)
+    topics: Mapped[JSONList | None] = defaulted([])
+    entities: Mapped[JSONList | None] = defaulted([])
+    importance_score: Mapped[float] = defaulted(0.5, info=bounds(ge=0, le=1))
+    maturity_at_time: Mapped[AgentStatus]
+    human_intervention_count: Mapped[int] = defaulted(0)
+    decay_score: Mapped[float] = defaulted(1.0, info=bounds(ge=0, le=1))
+    access_count: Mapped[int] = defaulted(0)
+    consolidated_into: Mapped[str | None] = fk("episodes.id", ondelete="SET NULL")
+    archived_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    agent: Mapped[AgentRegistry] = relationship(back_populates="episodes")
+    workspace: Mapped[Workspace] = relationship()
+    proposal: Mapped[AgentProposal | None] = relationship(back_populates="episodes")
+    segments: Mapped[list[EpisodeSegment]] = relationship(
+        back_populates="episode",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="EpisodeSegment.sequence_order",
+    )
+    access_logs: Mapped[list[EpisodeAccessLog]] = relationship(
+        back_populates="episode", cascade="all, delete-orphan", passive_deletes=True
+    )
+    feedback: Mapped[list[AgentFeedback]] = relationship(
+        back_populates="episode", passive_deletes=True
+    )
+
+
+class EpisodeSegment(Base):
+    """One ordered piece of an episode: a turn, an action, a reflection."""
+
+    __tablename__ = "episode_segments"
+    __table_args__ = (Index(None, "episode_id", "sequence_order"),)
+
+    id: Mapped[UUIDPrimaryKey]
+    episode_id: Mapped[str] = fk("episodes.id", ondelete="CASCADE", index=False)
+    segment_type: Mapped[Str50]
+    sequence_order: Mapped[int] = mapped_column(info=bounds(ge=0))
+    content: Mapped[str] = mapped_column(Text)
+    content_summary: Mapped[str | None] = mapped_column(Text)
+    source_type: Mapped[Str50] = defaulted("manual")
+    source_id: Mapped[Str36 | None]
+    created_at: Mapped[CreatedAt]
+
+    episode: Mapped[Episode] = relationship(back_populates="segments")
+
+
+class EpisodeAccessLog(Base):
+    """An audit record of who (or which agent) read an episode, and how."""
+
+    __tablename__ = "episode_access_logs"
+
+    id: Mapped[UUIDPrimaryKey]
+    episode_id: Mapped[str] = fk("episodes.id", ondelete="CASCADE")
+    accessed_by: Mapped[str | None] = fk("users.id", ondelete="SET NULL")
+    accessed_by_agent: Mapped[str | None] = fk("agent_registry.id", ondelete="SET NULL")
+    access_type: Mapped[AccessType]
+    retrieval_query: Mapped[str | None] = mapped_column(Text)
+    retrieval_mode: Mapped[Str50 | None]
+    governance_check_passed: Mapped[bool] = defaulted(True)
+    agent_maturity_at_access: Mapped[Str20 | None]
+    results_count: Mapped[int] = defaulted(0)
+    access_duration_ms: Mapped[int | None]
+    created_at: Mapped[CreatedAt]
+
+    episode: Mapped[Episode] = relationship(back_populates="access_logs")
+
+
+# ==========================================================================
+# Governance: canvas audit, blocked triggers, proposals
+# ==========================================================================
+
+
+class CanvasAudit(Base):
+    """An audited action on a UI canvas an agent presented."""
+
+    __tablename__ = "canvas_audit"
+
+    id: Mapped[UUIDPrimaryKey]
+    workspace_id: Mapped[str | None] = fk("workspaces.id", ondelete="SET NULL")
+    agent_id: Mapped[str | None] = fk("agent_registry.id", ondelete="SET NULL")
+    agent_execution_id: Mapped[str | None] = fk("agent_executions.id", ondelete="SET NULL")
+    user_id: Mapped[str] = fk("users.id")
+    canvas_id: Mapped[Str36 | None]
+    session_id: Mapped[Str36 | None]
+    canvas_type: Mapped[Str50] = defaulted("generic")
+    component_type: Mapped[Str50]
+    component_name: Mapped[Str255 | None]
+    action: Mapped[Str50]
+    audit_metadata: Mapped[JSONDict | None] = defaulted({})
+    governance_check_passed: Mapped[bool | None]
+    episode_id: Mapped[str | None] = fk("episodes.id", ondelete="SET NULL")
+    created_at: Mapped[CreatedAt]
+
+    agent: Mapped[AgentRegistry | None] = relationship()
+    execution: Mapped[AgentExecution | None] = relationship(back_populates="canvas_audits")
+    user: Mapped[User] = relationship()
+    episode: Mapped[Episode | None] = relationship()
+
+
+class BlockedTriggerContext(Base):
+    """A trigger the maturity guard stopped, and where it was routed instead."""
+
+    __tablename__ = "blocked_triggers"
+    __table_args__ = (Index(None, "agent_id", "resolved"),)
+
+    id: Mapped[UUIDPrimaryKey]
+    agent_id: Mapped[str] = fk("agent_registry.id", index=False)
+    agent_name: Mapped[Str255]
+    agent_maturity_at_block: Mapped[AgentStatus]
+    confidence_score_at_block: Mapped[float] = mapped_column(info=bounds(ge=0, le=1))
+    trigger_source: Mapped[TriggerSource]
+    trigger_type: Mapped[Str100]
+    trigger_context: Mapped[JSONDict] = defaulted({})
+    routing_decision: Mapped[RoutingDecision]
+    block_reason: Mapped[str] = mapped_column(Text)
+    proposal_id: Mapped[str | None] = fk("agent_proposals.id", ondelete="SET NULL")
+    resolved: Mapped[bool] = defaulted(False)
+    resolved_at: Mapped[datetime | None]
+    resolution_outcome: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+
+    agent: Mapped[AgentRegistry] = relationship(back_populates="blocked_triggers")
+    proposal: Mapped[AgentProposal | None] = relationship(back_populates="blocked_triggers")
+
+
+class AgentProposal(Base):
+    """Something an agent proposes to do or learn, awaiting a human decision."""
+
+    __tablename__ = "agent_proposals"
+    __table_args__ = (Index(None, "status", "created_at"),)
+
+    id: Mapped[UUIDPrimaryKey]
+    agent_id: Mapped[str] = fk("agent_registry.id")
+    agent_name: Mapped[Str255]
+    proposal_type: Mapped[ProposalType]
+    title: Mapped[Str500]
+    description: Mapped[str] = mapped_column(Text)
+    proposed_action: Mapped[JSONDict | None]
+    reasoning: Mapped[str | None] = mapped_column(Text)
+    learning_objectives: Mapped[JSONList | None]
+    capability_gaps: Mapped[JSONList | None]
+    training_scenario_template: Mapped[Str100 | None]
+    estimated_duration_hours: Mapped[float | None] = mapped_column(info=bounds(gt=0))
+    duration_estimation_confidence: Mapped[float | None] = mapped_column(info=bounds(ge=0, le=1))
+    user_override_duration_hours: Mapped[float | None] = mapped_column(info=bounds(gt=0))
+    hours_per_day_limit: Mapped[float | None] = mapped_column(info=bounds(gt=0, le=24))
+    training_start_date: Mapped[datetime | None]
+    training_end_date: Mapped[datetime | None]
+    status: Mapped[ProposalStatus] = defaulted(ProposalStatus.PROPOSED)
+    proposed_by: Mapped[Str255]
+    approved_by: Mapped[str | None] = fk("users.id", ondelete="SET NULL")
+    approved_at: Mapped[datetime | None]
+    modifications: Mapped[JSONDict | None]
+    execution_result: Mapped[JSONDict | None]
+    completed_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    agent: Mapped[AgentRegistry] = relationship(back_populates="proposals")
+    approver: Mapped[User | None] = relationship()
+    blocked_triggers: Mapped[list[BlockedTriggerContext]] = relationship(
+        back_populates="proposal", passive_deletes=True
+    )
+    episodes: Mapped[list[Episode]] = relationship(back_populates="proposal", passive_deletes=True)
+
+
+# ==========================================================================
+# Hooks that keep loaded objects in step with the database
+# ==========================================================================
+
+
+@event.listens_for(Base, "init", propagate=True)
+def _assign_uuid_on_construction(target: Base, _args: Any, kwargs: dict[str, Any]) -> None:
+    """Give new objects their uuid at once, so `obj.id` is usable before flush."""
+    for column in inspect(type(target)).primary_key:
+        if column.info.get("uuid") and column.key and kwargs.get(column.key) is None:
+            kwargs[column.key] = new_uuid()
+
+
+@event.listens_for(WorkflowStepExecution, "before_insert")
+def _copy_workflow_id_from_run(
+    _mapper: Mapper[Any], connection: Connection, step: WorkflowStepExecution
+) -> None:
+    """A step repeats its run's workflow_id; fill it in when the caller did not."""
+    if step.workflow_id is not None:
+        return
+    run = step.__dict__.get("execution")
+    if run is not None:
+        step.workflow_id = run.workflow_id
+    elif step.execution_id is not None:
+        runs = WorkflowExecution.__table__
+        step.workflow_id = connection.scalar(
+            select(runs.c.workflow_id).where(runs.c.execution_id == step.execution_id)
+        )
+
+
+def _set_null_references(mapper: Mapper[Any]) -> list[tuple[type[Base], str, list[str]]]:
+    """Every ON DELETE SET NULL key pointing at `mapper`'s table, as
+    (model, key attribute, many-to-one relationships through that key)."""
+    found = []
+    target = mapper.local_table
+    for other in Base.registry.mappers:
+        for column in other.local_table.columns:
+            for foreign_key in column.foreign_keys:
+                if foreign_key.ondelete == "SET NULL" and foreign_key.column.table is target:
+                    attribute = other.get_property_by_column(column).key
+                    relationships = [
+                        rel.key
+                        for rel in other.relationships
+                        if rel.direction.name == "MANYTOONE" and column in rel.local_columns
+                    ]
+                    found.append((other.class_, attribute, relationships))
+    return found
+
+
+_SET_NULL_CACHE: dict[type[Any], list[tuple[type[Base], str, list[str]]]] = {}
+
+
+@event.listens_for(Base, "after_delete", propagate=True)
+def _mirror_on_delete_set_null(mapper: Mapper[Any], _connection: Connection, deleted: Base) -> None:
+    """The database nulls SET NULL keys on delete; do the same to loaded objects.
+
+    Without this, an agent loaded before its owner was deleted would still
+    report the old `user_id` until it is expired.
+    """
+    session = inspect(deleted).session
+    if session is None:  # pragma: no cover - after_delete always runs in a flush
+        return
+    references = _SET_NULL_CACHE.get(mapper.class_)
+    if references is None:
+        references = _SET_NULL_CACHE[mapper.class_] = _set_null_references(mapper)
+    deleted_key = mapper.primary_key_from_instance(deleted)[0]
+    for model, attribute, relationships in references:
+        for obj in list(session.identity_map.values()):
+            if isinstance(obj, model) and obj.__dict__.get(attribute) == deleted_key:
+                set_committed_value(obj, attribute, None)
+                for name in relationships:
+                    if obj.__dict__.get(name, NO_VALUE) is not NO_VALUE:
+                        set_committed_value(obj, name, None)
+
+
+__all__ = [
+    "MATURITY_THRESHOLDS",
+    "AccessType",
+    "AgentExecution",
+    "AgentFeedback",
+    "AgentProposal",
+    "AgentRegistry",
+    "AgentStatus",
+    "Base",
+    "BlockedTriggerContext",
+    "CanvasAudit",
+    "Episode",
+    "EpisodeAccessLog",
+    "EpisodeSegment",
+    "EpisodeStatus",
+    "ExecutionStatus",
+    "FeedbackStatus",
+    "ProposalStatus",
+    "ProposalType",
+    "RoutingDecision",
+    "Team",
+    "TeamMessage",
+    "TriggerSource",
+    "User",
+    "UserRole",
+    "UserStatus",
+    "ValidationError",
+    "WorkflowExecution",
+    "WorkflowExecutionStatus",
+    "WorkflowStepExecution",
+    "Workspace",
+    "WorkspaceStatus",
+    "maturity_for_confidence",
+    "normalize_email",
+    "team_members",
+    "user_workspaces",
+]

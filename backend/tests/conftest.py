@@ -1,0 +1,84 @@
+"""The one shared test harness: schema once, every test isolated.
+
+Fixtures:
+- `engine`: the test database (`TEST_DATABASE_URL`, default in-memory
+  SQLite), schema built once per run; never the development database.
+- `db`: a Session inside a transaction that is rolled back after the test,
+  whatever the test did (commit, rollback, IntegrityError, delete). The
+  factories write to it unless given another session.
+- `count_queries`: assert how many statements a block runs.
+
+`--check-isolation` fails any test after which a table still holds rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from core.database import Base, make_engine
+from tests import harness
+from tests.factories.base import bind_session
+
+pytest_plugins = ["pytester"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--check-isolation",
+        action="store_true",
+        default=False,
+        help="fail any test after which a table of the test database still holds rows",
+    )
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    url = harness.test_database_url()
+    try:
+        harness.refuse_development_database(url)
+    except harness.DevelopmentDatabaseError as error:
+        pytest.exit(str(error), returncode=4)
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    yield engine
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    with engine.connect() as connection, harness.isolated_session(connection) as session:
+        with bind_session(session):
+            yield session
+
+
+@pytest.fixture
+def count_queries(db: Session) -> Callable[..., AbstractContextManager[harness.QueryLog]]:
+    """`with count_queries(2): ...` asserts the block ran exactly two statements."""
+
+    def counter(expected: int | None = None) -> AbstractContextManager[harness.QueryLog]:
+        return harness.count_queries(db, expected)
+
+    return counter
+
+
+@pytest.fixture(autouse=True)
+def _isolation_sentinel(request: pytest.FixtureRequest) -> Iterator[None]:
+    # Autouse, so it is set up before `db` and torn down after it: it sees
+    # the database exactly as the next test will.
+    yield
+    if not request.config.getoption("--check-isolation"):
+        return
+    if "engine" not in request.fixturenames:
+        return
+    leftovers = harness.leftover_rows(request.getfixturevalue("engine"))
+    if leftovers:
+        pytest.fail(
+            f"isolation broken: {request.node.nodeid} left rows behind: {leftovers}",
+            pytrace=False,
+        )

@@ -1,0 +1,60 @@
+"""factory_boy factories for every model, bound to the current test's session.
+
+`XFactory(_session=db, **fields)` creates and flushes into `db`; without
+`_session`, the session the `db` fixture bound for the current test is used.
+No factory commits.
+"""
+
+from tests.factories.agent import AgentExecutionFactory, AgentFactory
+from tests.factories.base import BaseFactory, bind_session, current_session
+from tests.factories.canvas import CanvasAuditFactory
+from tests.factories.episode import (
+    EpisodeAccessLogFactory,
+    EpisodeFactory,
+    EpisodeSegmentFactory,
+)
+from tests.factories.feedback import AgentFeedbackFactory
+from tests.factories.training import AgentProposalFactory, BlockedTriggerContextFactory
+from tests.factories.user import UserFactory
+from tests.factories.workflow import WorkflowExecutionFactory, WorkflowStepExecutionFactory
+from tests.factories.workspace import TeamFactory, TeamMessageFactory, WorkspaceFactory
+
+ALL_FACTORIES = (
+    UserFactory,
+    WorkspaceFactory,
+    TeamFactory,
+    TeamMessageFactory,
+    AgentFactory,
+    AgentExecutionFactory,
+    AgentFeedbackFactory,
+    WorkflowExecutionFactory,
+    WorkflowStepExecutionFactory,
+    EpisodeFactory,
+    EpisodeSegmentFactory,
+    EpisodeAccessLogFactory,
+    CanvasAuditFactory,
+    BlockedTriggerContextFactory,
+    AgentProposalFactory,
+)
+
+__all__ = [
+    "ALL_FACTORIES",
+    "AgentExecutionFactory",
+    "AgentFactory",
+    "AgentFeedbackFactory",
+    "AgentProposalFactory",
+    "BaseFactory",
+    "BlockedTriggerContextFactory",
+    "CanvasAuditFactory",
+    "EpisodeAccessLogFactory",
+    "EpisodeFactory",
+    "EpisodeSegmentFactory",
+    "TeamFactory",
+    "TeamMessageFactory",
+    "UserFactory",
+    "WorkflowExecutionFactory",
+    "WorkflowStepExecutionFactory",
+    "WorkspaceFactory",
+    "bind_session",
+    "current_session",
+]

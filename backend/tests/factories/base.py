@@ -1,0 +1,100 @@
+"""The factories' base: which session they write to, and flush-not-commit.
+
+Factories never choose a session by mutating class state. They ask
+`current_session()`, which is the session passed as `_session=` for the
+duration of that one call, or else the one the test harness bound for the
+current test (`bind_session`). A context variable keeps both thread- and
+task-safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import factory
+from factory import declarations
+from factory.alchemy import SQLAlchemyModelFactory
+from sqlalchemy.orm import Session
+
+ModelT = TypeVar("ModelT")
+
+_current_session: ContextVar[Session | None] = ContextVar("factory_session", default=None)
+
+
+def current_session() -> Session:
+    """The session factories write to; a clear error when there is none."""
+    session = _current_session.get()
+    if session is None:
+        raise RuntimeError(
+            "No session for factories: request the `db` fixture in this test, "
+            "or pass `_session=<Session>` to the factory call."
+        )
+    return session
+
+
+@contextmanager
+def bind_session(session: Session) -> Iterator[Session]:
+    """Make `session` the factories' session inside the block."""
+    token = _current_session.set(session)
+    try:
+        yield session
+    finally:
+        _current_session.reset(token)
+
+
+class BaseFactory(SQLAlchemyModelFactory, Generic[ModelT]):
+    """Creates, adds and flushes into the current session; never commits.
+
+    Subclasses name their model twice, as `BaseFactory[Model]` (so type
+    checkers know what `XFactory()` returns) and as `Meta.model`.
+    """
+
+    if TYPE_CHECKING:
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> ModelT:  # type: ignore[misc]
+            raise NotImplementedError
+
+    class Meta:
+        abstract = True
+        sqlalchemy_session_factory = current_session
+        sqlalchemy_session_persistence = "flush"
+
+    @classmethod
+    def _generate(cls, strategy: Any, params: dict[str, Any]) -> Any:
+        # `_session` is ours, not factory_boy's: take it off before the
+        # declarations are resolved, so SubFactory parents share the session.
+        session = params.pop("_session", None)
+        if session is None:
+            return super()._generate(strategy, params)  # type: ignore[no-untyped-call]
+        with bind_session(session):
+            return super()._generate(strategy, params)  # type: ignore[no-untyped-call]
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Any:
+        # factory_boy's own _create stores the session in cls._meta, which is
+        # shared by every caller; ask the hook each time instead.
+        session_factory = cls._meta.sqlalchemy_session_factory  # type: ignore[attr-defined]
+        return cls._save(model_class, session_factory(), args, kwargs)  # type: ignore[no-untyped-call]
+
+
+def parent(key: str, factory_class: Any, **defaults: Any) -> factory.Maybe:
+    """A required parent: created only when neither it nor its key is given.
+
+    `TeamFactory(workspace=w)` and `TeamFactory(workspace_id=w.id)` both use
+    `w`; an unconditional SubFactory would create a stray parent and, at
+    flush, overwrite the given key with it.
+    """
+    return factory.Maybe(key, no_declaration=factory.SubFactory(factory_class, **defaults))
+
+
+def given(resolver: Any, name: str, key: str, model: Any) -> Any:
+    """The parent a factory call was given, by object or by key (else None)."""
+    obj = getattr(resolver, name, None)
+    if isinstance(obj, declarations.Skip):  # the `parent` was not created
+        obj = None
+    if obj is None and getattr(resolver, key, None) is not None:
+        obj = current_session().get(model, getattr(resolver, key))
+    return obj

@@ -1,0 +1,139 @@
+"""The test harness's machinery; `conftest.py` only wires it into fixtures.
+
+The strategy, in SQLAlchemy's documented recipe "joining a Session into an
+external transaction": the schema is built once per test session; each test
+runs on one connection inside an outer transaction that is rolled back at the
+end, and its Session joins that transaction with
+`join_transaction_mode="create_savepoint"`, so the test's own `commit()`,
+`rollback()` and failed flushes only touch a SAVEPOINT.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event, func, select, text
+from sqlalchemy.orm import Session
+
+from core.database import Base, database_url, same_database
+
+TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
+DEFAULT_TEST_DATABASE_URL = "sqlite://"  # in memory: one shared connection
+
+
+class DevelopmentDatabaseError(RuntimeError):
+    """Raised when the tests are pointed at the application's own database."""
+
+
+def test_database_url() -> str:
+    return os.environ.get(TEST_DATABASE_URL_ENV) or DEFAULT_TEST_DATABASE_URL
+
+
+def refuse_development_database(test_url: str, app_url: str | None = None) -> None:
+    """Never run the suite against the database `DATABASE_URL` points at."""
+    app_url = app_url or database_url()
+    if same_database(test_url, app_url):
+        raise DevelopmentDatabaseError(
+            f"{TEST_DATABASE_URL_ENV} ({test_url}) is the application database "
+            f"(DATABASE_URL={app_url}); the tests roll back and drop what they write "
+            f"and must never run there. Unset {TEST_DATABASE_URL_ENV} to use an "
+            "in-memory SQLite database, or point it at a database of its own."
+        )
+
+
+@contextmanager
+def isolated_session(connection: Connection) -> Iterator[Session]:
+    """A Session whose every write is undone when the block ends."""
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield session
+    finally:
+        # Close the session first, so its savepoints are released before the
+        # outer transaction is rolled back.
+        session.close()
+        if outer.is_active:
+            outer.rollback()
+
+
+def tables_with_rows(connection: Connection) -> dict[str, int]:
+    """Row counts of every non-empty table of the schema."""
+    counts = {}
+    for table in Base.metadata.sorted_tables:
+        count = connection.scalar(select(func.count()).select_from(table))
+        if count:
+            counts[table.name] = int(count)
+    return counts
+
+
+def leftover_rows(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return tables_with_rows(connection)
+
+
+# --------------------------------------------------------------------------
+# Counting queries, like Django's assertNumQueries
+# --------------------------------------------------------------------------
+
+_TRANSACTION_CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE|ROLLBACK|BEGIN|COMMIT)\b", re.I)
+
+
+@dataclass
+class QueryLog:
+    """The SQL statements a block ran (transaction control excluded)."""
+
+    statements: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+    def describe(self) -> str:
+        return "\n".join(f"  {n}. {sql}" for n, sql in enumerate(self.statements, 1)) or "  (none)"
+
+
+@contextmanager
+def count_queries(
+    bind: Connection | Engine | Session, expected: int | None = None
+) -> Iterator[QueryLog]:
+    """Record the statements run inside the block; assert their number if given.
+
+    with count_queries(db, 2) as log:
+        ...
+    """
+    target: Any = bind.connection() if isinstance(bind, Session) else bind
+    log = QueryLog()
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not _TRANSACTION_CONTROL.match(statement):
+            log.statements.append(" ".join(statement.split()))
+
+    event.listen(target, "before_cursor_execute", record)
+    try:
+        yield log
+    finally:
+        event.remove(target, "before_cursor_execute", record)
+    if expected is not None and len(log) != expected:
+        raise AssertionError(
+            f"expected {expected} quer{'y' if expected == 1 else 'ies'}, "
+            f"ran {len(log)}:\n{log.describe()}"
+        )
+
+
+QueryCounter = Callable[..., Any]
+
+
+def sqlite_savepoint_works(connection: Connection) -> bool:
+    """A probe: does a released-then-rolled-back savepoint really undo?"""
+    with connection.begin() as outer:
+        connection.execute(text("CREATE TEMP TABLE _probe (x INTEGER)"))
+        savepoint = connection.begin_nested()
+        connection.execute(text("INSERT INTO _probe VALUES (1)"))
+        savepoint.rollback()
+        survived = connection.scalar(text("SELECT count(*) FROM _probe"))
+        outer.rollback()
+    return bool(survived == 0)
