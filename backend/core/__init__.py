@@ -1,1 +1,1 @@
-"""agent-governance-orm: the domain models and database plumbing of an AI-agent governance platform."""
+"""agent-governance-orm: the domain and database plumbing of an AI-agent governance platform."""

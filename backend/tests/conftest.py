@@ -52,9 +52,12 @@ def engine() -> Iterator[Engine]:
 
 @pytest.fixture
 def db(engine: Engine) -> Iterator[Session]:
-    with engine.connect() as connection, harness.isolated_session(connection) as session:
-        with bind_session(session):
-            yield session
+    with (
+        engine.connect() as connection,
+        harness.isolated_session(connection) as session,
+        bind_session(session),
+    ):
+        yield session
 
 
 @pytest.fixture
