@@ -196,10 +196,8 @@ JSONList = Annotated[list[Any], mapped_column(MutableList.as_mutable(json_type()
 def _server_literal(value: Any) -> Any:
     if isinstance(value, bool):
         return true() if value else false()
-    if isinstance(value, StrEnum | str):
-        return text("'" + str(value).replace("'", "''") + "'")
-    if isinstance(value, dict | list):
-        return text("'{}'" if isinstance(value, dict) else "'[]'")
+    if isinstance(value, str):
+        return text("'" + value.replace("'", "''") + "'")
     return text(repr(value))
 
 
@@ -207,13 +205,17 @@ def defaulted(value: Any, **kwargs: Any) -> Any:
     """A column default set both by the ORM and by the database.
 
     The ORM value makes the attribute readable right after `flush()`; the
-    server default keeps raw SQL and migrations honest. Container defaults
-    are fresh per row: a dict or list is never shared between objects.
+    server default keeps raw SQL and migrations honest.
+
+    A `{}` or `[]` default is different: it is filled in by the constructor,
+    fresh for every object (so `agent.configuration["k"] = v` works before
+    the first flush), and has no column default at all, because the ORM
+    would apply a column default in place of an explicit `None`, which must
+    be stored as SQL NULL.
     """
-    python_default: Any = value
     if isinstance(value, dict | list):
-        python_default = type(value)
-    return mapped_column(default=python_default, server_default=_server_literal(value), **kwargs)
+        return mapped_column(info={"constructor_default": type(value)}, **kwargs)
+    return mapped_column(default=value, server_default=_server_literal(value), **kwargs)
 
 
 def fk(target: str, *, ondelete: str = "RESTRICT", index: bool = True, **kwargs: Any) -> Any:
@@ -774,11 +776,17 @@ class AgentProposal(Base):
 
 
 @event.listens_for(Base, "init", propagate=True)
-def _assign_uuid_on_construction(target: Base, _args: Any, kwargs: dict[str, Any]) -> None:
-    """Give new objects their uuid at once, so `obj.id` is usable before flush."""
-    for column in inspect(type(target)).primary_key:
-        if column.info.get("uuid") and column.key and kwargs.get(column.key) is None:
-            kwargs[column.key] = new_uuid()
+def _apply_constructor_defaults(target: Base, _args: Any, kwargs: dict[str, Any]) -> None:
+    """Defaults that must exist before flush: the uuid, so `obj.id` can be used
+    at once, and fresh `{}`/`[]` containers for JSON columns."""
+    for column in inspect(type(target)).columns:
+        key = column.key
+        if not key:
+            continue
+        if column.info.get("uuid") and kwargs.get(key) is None:
+            kwargs[key] = new_uuid()
+        elif "constructor_default" in column.info and key not in kwargs:
+            kwargs[key] = column.info["constructor_default"]()
 
 
 @event.listens_for(WorkflowStepExecution, "before_insert")
