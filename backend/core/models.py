@@ -9,8 +9,10 @@ is `shared/DOMAIN.md`; this module is its only implementation.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any
 
 from sqlalchemy import (
@@ -775,18 +777,25 @@ class AgentProposal(Base):
 # ==========================================================================
 
 
+@cache
+def _constructor_defaults(model: type[Base]) -> tuple[tuple[str, Callable[[], Any]], ...]:
+    found = []
+    for column in inspect(model).columns:
+        if column.key and column.info.get("uuid"):
+            found.append((column.key, new_uuid))
+        elif column.key and "constructor_default" in column.info:
+            found.append((column.key, column.info["constructor_default"]))
+    return tuple(found)
+
+
 @event.listens_for(Base, "init", propagate=True)
 def _apply_constructor_defaults(target: Base, _args: Any, kwargs: dict[str, Any]) -> None:
     """Defaults that must exist before flush: the uuid, so `obj.id` can be used
     at once, and fresh `{}`/`[]` containers for JSON columns."""
-    for column in inspect(type(target)).columns:
-        key = column.key
-        if not key:
-            continue
-        if column.info.get("uuid") and kwargs.get(key) is None:
-            kwargs[key] = new_uuid()
-        elif "constructor_default" in column.info and key not in kwargs:
-            kwargs[key] = column.info["constructor_default"]()
+    for key, make_default in _constructor_defaults(type(target)):
+        # `id=None` still gets a uuid; `configuration=None` stays SQL NULL.
+        if key not in kwargs or (kwargs[key] is None and make_default is new_uuid):
+            kwargs[key] = make_default()
 
 
 @event.listens_for(WorkflowStepExecution, "before_insert")
