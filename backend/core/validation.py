@@ -14,7 +14,7 @@ import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import CheckConstraint, Column, Enum, String, Table, event
 
@@ -123,8 +123,26 @@ def _bounds_check(rule: Bounds) -> Check:
     return check
 
 
+class CoercesOnAssignment(Protocol):
+    """A column type that normalises values as soon as they are assigned."""
+
+    def coerce_assigned(self, value: Any) -> Any: ...
+
+
+def _type_check(column_type: CoercesOnAssignment) -> Check:
+    def check(field: str, value: Any) -> Any:
+        try:
+            return column_type.coerce_assigned(value)
+        except (TypeError, ValueError) as error:
+            raise ValidationError(field, str(error)) from error
+
+    return check
+
+
 def _checks_for(column: Column[Any]) -> list[Check]:
     checks: list[Check] = []
+    if hasattr(column.type, "coerce_assigned"):
+        checks.append(_type_check(column.type))
     if isinstance(column.type, Enum) and column.type.enum_class is not None:
         checks.append(_enum_check(column.type.enum_class))
     elif isinstance(column.type, String) and column.type.length:
