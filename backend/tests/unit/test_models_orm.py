@@ -481,6 +481,8 @@ class TestWorkflowStepExecutionModel:
             [retry.id, first.id],
         )
         assert {step.retry_count for step in run.step_executions} == {0, 1}
+        steps = table_of(WorkflowStepExecution)
+        assert count_rows(db, steps, steps.c.sequence_order == 0) == 2
 
     def test_a_step_without_a_run_fails_at_flush(self, db: Session) -> None:
         db.add(new_step(sequence_order=0))
@@ -733,7 +735,8 @@ class TestWorkspaceModel:
         committed()
 
         assert {user.id for user in acme.users} == {ada.id, bob.id}
-        assert [workspace.id for workspace in globex.users[0].workspaces] != []
+        assert globex.users == [ada]
+        assert {workspace.id for workspace in ada.workspaces} == {acme.id, globex.id}
         rows = db.execute(select(user_workspaces)).all()
         assert len(rows) == 3
         assert {row.role for row in rows} == {"member"}
@@ -975,6 +978,16 @@ class TestLifecycleHooks:
         assert agent.created_at == created_at
         assert is_utc(agent.created_at)
 
+    def test_the_database_sets_created_at_for_raw_inserts(self, db: Session) -> None:
+        key = str(uuid.uuid4())
+        db.execute(text("INSERT INTO workspaces (id, name) VALUES (:id, 'Raw')"), {"id": key})
+
+        workspace = db.get_one(Workspace, key)
+        assert is_utc(workspace.created_at)
+        assert workspace.updated_at is None
+        assert (workspace.status, workspace.plan_tier) == ("active", "standard")
+        assert (workspace.is_startup, workspace.learning_phase_completed) == (False, False)
+
     def test_naive_datetime_is_taken_as_utc(
         self, db: Session, committed: Callable[[], None]
     ) -> None:
@@ -1069,8 +1082,7 @@ class TestFieldValidation:
         assert agent.confidence_score == 0.9
 
     def test_constructors_validate_only_what_they_are_given(self, db: Session) -> None:
-        agent = AgentRegistry(name="only a name")
-        assert agent.status is None or agent.status == AgentStatus.STUDENT
+        agent = AgentRegistry(name="only a name")  # no category: not checked here
         db.add(agent)
 
         with pytest.raises(IntegrityError, match=r"(?i)category"):
@@ -1160,7 +1172,6 @@ class TestIndexConstraints:
 
     def test_unique_constraints_and_constraint_names(self, db: Session) -> None:
         inspector = reflected(db)
-        assert {uq["name"]: uq["column_names"] for uq in inspector.get_unique_constraints("teams")}
         assert {
             uq["name"]: uq["column_names"] for uq in inspector.get_unique_constraints("teams")
         } == {"uq_teams_workspace_id_name": ["workspace_id", "name"]}
