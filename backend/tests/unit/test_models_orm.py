@@ -149,14 +149,14 @@ def assert_ordered_load(log: QueryLog, table: str) -> None:
 
 
 @pytest.fixture
-def committed(db: Session) -> Callable[[], None]:
-    """`committed()`: commit, then forget every loaded value."""
+def commit_and_expire(db: Session) -> Callable[[], None]:
+    """Commit, then expire every object, so the next reads come from the database."""
 
-    def commit_and_expire() -> None:
+    def commit_then_expire() -> None:
         db.commit()
         db.expire_all()
 
-    return commit_and_expire
+    return commit_then_expire
 
 
 # ==========================================================================
@@ -196,10 +196,10 @@ class TestAgentRegistryModel:
 
     @pytest.mark.parametrize("given", [AgentStatus.SUPERVISED, "supervised"])
     def test_status_takes_member_or_value_and_reloads_as_the_string(
-        self, db: Session, committed: Callable[[], None], given: Any
+        self, db: Session, commit_and_expire: Callable[[], None], given: Any
     ) -> None:
         agent = AgentFactory(_session=db, status=given)
-        committed()
+        commit_and_expire()
 
         assert agent.status == "supervised"
         assert agent.status is AgentStatus.SUPERVISED
@@ -219,16 +219,16 @@ class TestAgentRegistryModel:
         assert agent.confidence_score == 1.0
 
     def test_configuration_mutated_in_place_is_persisted(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         agent = AgentFactory()
-        committed()
+        commit_and_expire()
 
         assert agent.configuration is not None
         assert agent.schedule_config is not None
         agent.configuration["model"] = "small"
         agent.schedule_config["cron"] = "0 * * * *"
-        committed()
+        commit_and_expire()
 
         assert agent.configuration == {"model": "small"}
         assert agent.schedule_config == {"cron": "0 * * * *"}
@@ -298,9 +298,9 @@ class TestAgentRegistryModel:
 
 
 class TestAgentExecutionModel:
-    def test_defaults(self, db: Session, committed: Callable[[], None]) -> None:
+    def test_defaults(self, db: Session, commit_and_expire: Callable[[], None]) -> None:
         execution = AgentExecutionFactory()
-        committed()
+        commit_and_expire()
 
         assert execution.status == ExecutionStatus.RUNNING
         assert execution.triggered_by == "manual"
@@ -333,25 +333,33 @@ class TestAgentExecutionModel:
         with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
             db.flush()
 
-    def test_completed_trait_round_trips(self, db: Session, committed: Callable[[], None]) -> None:
-        execution = AgentExecutionFactory(completed=True)
-        committed()
+    def test_completion_fields_round_trip(
+        self, db: Session, commit_and_expire: Callable[[], None]
+    ) -> None:
+        finished = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+        execution = AgentExecutionFactory(
+            status=ExecutionStatus.COMPLETED,
+            completed_at=finished,
+            duration_seconds=2.5,
+            output_summary="reconciled 12 invoices",
+        )
+        commit_and_expire()
 
         assert execution.status == "completed"
-        assert execution.output_summary == "done"
-        assert is_utc(execution.completed_at)
-        assert execution.completed_at is not None
-        assert execution.completed_at > execution.started_at
+        assert (execution.completed_at, execution.duration_seconds) == (finished, 2.5)
+        assert execution.output_summary == "reconciled 12 invoices"
 
 
 class TestAgentFeedbackModel:
-    def test_defaults_and_relationships(self, db: Session, committed: Callable[[], None]) -> None:
+    def test_defaults_and_relationships(
+        self, db: Session, commit_and_expire: Callable[[], None]
+    ) -> None:
         execution = AgentExecutionFactory(_session=db)
         episode = EpisodeFactory(_session=db, agent=execution.agent)
         feedback = AgentFeedbackFactory(
             _session=db, agent=execution.agent, execution=execution, episode=episode
         )
-        committed()
+        commit_and_expire()
 
         assert feedback.status == FeedbackStatus.PENDING
         assert feedback.agent is execution.agent
@@ -383,11 +391,11 @@ class TestAgentFeedbackModel:
             db.flush()
 
     def test_adjudication_status_accepts_member_or_value(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         accepted = AgentFeedbackFactory(status=FeedbackStatus.ACCEPTED)
         rejected = AgentFeedbackFactory(status="rejected")
-        committed()
+        commit_and_expire()
 
         assert (accepted.status, rejected.status) == ("accepted", "rejected")
 
@@ -399,11 +407,11 @@ class TestAgentFeedbackModel:
 
 class TestWorkflowExecutionModel:
     def test_defaults_and_uuid_primary_key(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         run = WorkflowExecution(workflow_id="invoice-sync")
         db.add(run)
-        committed()
+        commit_and_expire()
 
         assert uuid.UUID(run.execution_id).version == 4
         assert run.status == WorkflowExecutionStatus.PENDING
@@ -420,12 +428,12 @@ class TestWorkflowExecutionModel:
             run.status = "running"  # type: ignore[assignment]  # deliberately not a member
 
     def test_steps_come_back_ordered_by_sequence_order(
-        self, db: Session, committed: Callable[[], None], count_queries: QueryCounter
+        self, db: Session, commit_and_expire: Callable[[], None], count_queries: QueryCounter
     ) -> None:
         run = WorkflowExecutionFactory(_session=db)
         for order in (2, 0, 1):
             db.add(new_step(execution=run, step_id=f"s{order}", sequence_order=order))
-        committed()
+        commit_and_expire()
 
         with count_queries() as log:
             steps = list(run.step_executions)
@@ -435,14 +443,14 @@ class TestWorkflowExecutionModel:
         assert_ordered_load(log, "workflow_step_executions")
 
     def test_outputs_mutated_in_place_are_persisted(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         run = WorkflowExecutionFactory(outputs={"rows": 1})
-        committed()
+        commit_and_expire()
 
         assert run.outputs is not None
         run.outputs["rows"] = 2
-        committed()
+        commit_and_expire()
 
         assert run.outputs == {"rows": 2}
 
@@ -465,7 +473,7 @@ class TestWorkflowStepExecutionModel:
         )
 
     def test_a_retried_step_repeats_its_sequence_order(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         run = WorkflowExecutionFactory()
         first = WorkflowStepExecutionFactory(
@@ -474,7 +482,7 @@ class TestWorkflowStepExecutionModel:
         retry = WorkflowStepExecutionFactory(
             execution=run, sequence_order=0, step_id=first.step_id, retry_count=1
         )
-        committed()
+        commit_and_expire()
 
         assert [step.id for step in run.step_executions] in (
             [first.id, retry.id],
@@ -502,9 +510,9 @@ class TestWorkflowStepExecutionModel:
 
 
 class TestEpisodeModel:
-    def test_defaults(self, db: Session, committed: Callable[[], None]) -> None:
+    def test_defaults(self, db: Session, commit_and_expire: Callable[[], None]) -> None:
         episode = EpisodeFactory()
-        committed()
+        commit_and_expire()
 
         assert episode.status == EpisodeStatus.ACTIVE
         assert episode.maturity_at_time == episode.agent.status
@@ -516,17 +524,17 @@ class TestEpisodeModel:
         assert is_utc(episode.started_at)
 
     def test_list_columns_are_fresh_per_row_and_track_appends(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         first, second = EpisodeFactory(), EpisodeFactory()
         canvas_id = str(uuid.uuid4())
-        committed()
+        commit_and_expire()
 
         assert first.canvas_ids is not None
         assert first.topics is not None
         first.canvas_ids.append(canvas_id)
         first.topics.extend(["billing", "refunds"])
-        committed()
+        commit_and_expire()
 
         assert first.canvas_ids == [canvas_id]
         assert isinstance(first.canvas_ids[0], str)
@@ -535,12 +543,12 @@ class TestEpisodeModel:
         assert second.topics == []
 
     def test_segments_come_back_ordered_by_sequence_order(
-        self, db: Session, committed: Callable[[], None], count_queries: QueryCounter
+        self, db: Session, commit_and_expire: Callable[[], None], count_queries: QueryCounter
     ) -> None:
         episode = EpisodeFactory(_session=db)
         for order in (3, 1, 2):
             EpisodeSegmentFactory(_session=db, episode=episode, sequence_order=order)
-        committed()
+        commit_and_expire()
 
         with count_queries() as log:
             segments = list(episode.segments)
@@ -549,12 +557,12 @@ class TestEpisodeModel:
         assert_ordered_load(log, "episode_segments")
 
     def test_deleting_an_episode_deletes_its_segments_and_access_logs(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         episode = EpisodeFactory(completed=True)
         EpisodeAccessLogFactory(episode=episode)
         other = EpisodeSegmentFactory()
-        committed()
+        commit_and_expire()
         assert len(episode.segments) == 3
 
         db.delete(episode)
@@ -592,12 +600,12 @@ class TestEpisodeModel:
             db.flush()
 
     def test_an_access_log_needs_only_its_episode_and_access_type(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         episode = EpisodeFactory()
         log = EpisodeAccessLog(episode_id=episode.id, access_type="retrieval")
         db.add(log)
-        committed()
+        commit_and_expire()
 
         assert log.access_type is AccessType.RETRIEVAL
         assert log.governance_check_passed is True
@@ -607,9 +615,9 @@ class TestEpisodeModel:
 
 
 class TestEpisodeSegmentModel:
-    def test_defaults_and_parent(self, db: Session, committed: Callable[[], None]) -> None:
+    def test_defaults_and_parent(self, db: Session, commit_and_expire: Callable[[], None]) -> None:
         segment = EpisodeSegmentFactory(_session=db, content_summary=None)
-        committed()
+        commit_and_expire()
 
         assert segment.source_type == "manual"
         assert segment.episode.segments == [segment]
@@ -635,12 +643,12 @@ class TestEpisodeSegmentModel:
 
 class TestUserModel:
     def test_email_is_stored_trimmed_and_lower_cased(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         user = User(email="  Ada.Lovelace@Example.COM ", password_hash="hash")
         assert user.email == "ada.lovelace@example.com"
         db.add(user)
-        committed()
+        commit_and_expire()
 
         assert stored(db, User, "email", user.id) == "ada.lovelace@example.com"
 
@@ -678,9 +686,11 @@ class TestUserModel:
         with pytest.raises(IntegrityError, match=r"(?i)email"):
             db.flush()
 
-    def test_defaults_and_sso_user(self, db: Session, committed: Callable[[], None]) -> None:
+    def test_defaults_and_sso_user(
+        self, db: Session, commit_and_expire: Callable[[], None]
+    ) -> None:
         user = UserFactory(sso=True)
-        committed()
+        commit_and_expire()
 
         assert user.password_hash is None
         assert user.role == UserRole.MEMBER
@@ -697,10 +707,10 @@ class TestUserModel:
 
 
 class TestWorkspaceModel:
-    def test_defaults(self, db: Session, committed: Callable[[], None]) -> None:
+    def test_defaults(self, db: Session, commit_and_expire: Callable[[], None]) -> None:
         workspace = Workspace(name="Acme")
         db.add(workspace)
-        committed()
+        commit_and_expire()
 
         assert workspace.status == WorkspaceStatus.ACTIVE
         assert workspace.plan_tier == "standard"
@@ -710,13 +720,13 @@ class TestWorkspaceModel:
         assert repr(workspace) == f"<Workspace {workspace.id} 'Acme'>"
 
     def test_deleting_a_workspace_deletes_its_teams_and_their_messages(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         workspace = WorkspaceFactory()
         team = TeamFactory(workspace=workspace)
         TeamMessageFactory(team=team)
         kept = TeamFactory()
-        committed()
+        commit_and_expire()
 
         db.delete(workspace)
         db.commit()
@@ -726,13 +736,13 @@ class TestWorkspaceModel:
         assert count_rows(db, table_of(TeamMessage)) == 0
 
     def test_users_and_workspaces_are_many_to_many(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         ada, bob = UserFactory(), UserFactory()
         acme, globex = WorkspaceFactory(), WorkspaceFactory()
         ada.workspaces.extend([acme, globex])
         bob.workspaces.append(acme)
-        committed()
+        commit_and_expire()
 
         assert {user.id for user in acme.users} == {ada.id, bob.id}
         assert globex.users == [ada]
@@ -743,11 +753,11 @@ class TestWorkspaceModel:
         assert all(is_utc(row.joined_at) for row in rows)
 
     def test_deleting_a_user_removes_memberships_not_workspaces(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         user, workspace = UserFactory(), WorkspaceFactory()
         user.workspaces.append(workspace)
-        committed()
+        commit_and_expire()
 
         db.delete(user)
         db.commit()
@@ -768,12 +778,12 @@ class TestTeamModel:
             db.flush()
 
     def test_members_are_many_to_many_with_membership_defaults(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         team = TeamFactory()
         lead, member = UserFactory(), UserFactory()
         team.members.extend([lead, member])
-        committed()
+        commit_and_expire()
 
         assert {user.id for user in team.members} == {lead.id, member.id}
         assert lead.teams == [team]
@@ -782,13 +792,13 @@ class TestTeamModel:
         assert all(is_utc(row.joined_at) for row in rows)
 
     def test_deleting_a_team_deletes_its_messages(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         team = TeamFactory()
         sender = UserFactory()
         for _ in range(2):
             TeamMessageFactory(team=team, sender=sender)
-        committed()
+        commit_and_expire()
         assert team.team_type == "general"
         assert [message.sender for message in team.messages] == [sender, sender]
 
@@ -809,10 +819,12 @@ class TestTeamModel:
 
 
 class TestCanvasAuditModel:
-    def test_defaults_and_relationships(self, db: Session, committed: Callable[[], None]) -> None:
+    def test_defaults_and_relationships(
+        self, db: Session, commit_and_expire: Callable[[], None]
+    ) -> None:
         execution = AgentExecutionFactory()
         audit = CanvasAuditFactory(agent=execution.agent, execution=execution)
-        committed()
+        commit_and_expire()
 
         assert audit.canvas_type == "generic"
         assert audit.audit_metadata == {}
@@ -840,7 +852,7 @@ class TestCanvasAuditModel:
 
 class TestBlockedTriggerContextModel:
     def test_enums_defaults_and_agent_snapshot(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         agent = AgentFactory(_session=db, intern=True)
         trigger = BlockedTriggerContextFactory(
@@ -849,7 +861,7 @@ class TestBlockedTriggerContextModel:
             trigger_source="workflow_engine",
             routing_decision=RoutingDecision.SUPERVISION,
         )
-        committed()
+        commit_and_expire()
 
         assert trigger.agent is agent
         assert (trigger.agent_name, trigger.agent_maturity_at_block) == (agent.name, "intern")
@@ -886,14 +898,14 @@ class TestAgentProposalModel:
             db.execute(update(table_of(AgentProposal)).values({field: bad}))
 
     def test_defaults_lists_and_relationships(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         proposal = AgentProposalFactory(
             approved=True, capability_gaps=["escalation"], proposal_type="action"
         )
         trigger = BlockedTriggerContextFactory(agent=proposal.agent, proposal=proposal)
         episode = EpisodeFactory(agent=proposal.agent, proposal=proposal)
-        committed()
+        commit_and_expire()
 
         assert proposal.status == ProposalStatus.APPROVED
         assert proposal.proposal_type is ProposalType.ACTION
@@ -936,12 +948,12 @@ LONG_AGO = datetime(2001, 1, 1, tzinfo=UTC)
 class TestLifecycleHooks:
     @pytest.mark.parametrize("case", UPDATED_AT_CASES, ids=lambda c: c.factory.__name__)
     def test_updated_at_is_null_on_insert_and_set_on_every_update(
-        self, db: Session, committed: Callable[[], None], case: UpdatedAtCase
+        self, db: Session, commit_and_expire: Callable[[], None], case: UpdatedAtCase
     ) -> None:
         obj = case.factory()
         model = type(obj)
         key = primary_key(obj)
-        committed()
+        commit_and_expire()
         assert obj.updated_at is None  # type: ignore[attr-defined]
         assert stored(db, model, "updated_at", key) is None
 
@@ -954,7 +966,7 @@ class TestLifecycleHooks:
         # Backdate it behind the ORM's back: the next UPDATE must overwrite it.
         (pk_column,) = table_of(model).primary_key.columns
         db.execute(update(table_of(model)).where(pk_column == key).values(updated_at=LONG_AGO))
-        committed()
+        commit_and_expire()
         assert obj.updated_at == LONG_AGO  # type: ignore[attr-defined]
 
         setattr(obj, case.field, case.value + " again")
@@ -989,22 +1001,22 @@ class TestLifecycleHooks:
         assert (workspace.is_startup, workspace.learning_phase_completed) == (False, False)
 
     def test_naive_datetime_is_taken_as_utc(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         naive = naive_utcnow()
         execution = AgentExecutionFactory(started_at=naive)
         assert execution.started_at == naive.replace(tzinfo=UTC)
-        committed()
+        commit_and_expire()
 
         assert is_utc(execution.started_at)
         assert execution.started_at == naive.replace(tzinfo=UTC)
 
     def test_aware_datetime_is_converted_to_utc(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         paris_noon = datetime(2026, 6, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
         proposal = AgentProposalFactory(training_start_date=paris_noon)
-        committed()
+        commit_and_expire()
 
         assert proposal.training_start_date == datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
         assert is_utc(proposal.training_start_date)
@@ -1337,13 +1349,13 @@ def foreign_keys_with(*rules: str | None) -> set[str]:
 
 class TestCascadeBehaviors:
     def test_deleting_a_workflow_execution_deletes_its_steps(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         run = WorkflowExecutionFactory()
         for _ in range(3):
             WorkflowStepExecutionFactory(execution=run)
         other_step = WorkflowStepExecutionFactory()
-        committed()
+        commit_and_expire()
 
         db.delete(run)
         db.commit()
@@ -1355,11 +1367,11 @@ class TestCascadeBehaviors:
         assert db.get(WorkflowStepExecution, other_step.id) is other_step
 
     def test_deleting_a_user_leaves_their_agents_without_owner(
-        self, db: Session, committed: Callable[[], None]
+        self, db: Session, commit_and_expire: Callable[[], None]
     ) -> None:
         owner = UserFactory(_session=db)
         agents = [AgentFactory(_session=db, owner=owner) for _ in range(3)]
-        committed()
+        commit_and_expire()
         assert [agent.owner for agent in agents[:2]] == [owner, owner]
         assert agents[2].user_id == owner.id  # its `owner` is left unloaded
 
@@ -1391,12 +1403,12 @@ class TestCascadeBehaviors:
 
     @pytest.mark.parametrize("case", SET_NULL_CASES, ids=lambda c: c.key)
     def test_set_null_reaches_the_database_and_loaded_objects(
-        self, db: Session, committed: Callable[[], None], case: KeyCase
+        self, db: Session, commit_and_expire: Callable[[], None], case: KeyCase
     ) -> None:
         child, parent = case.build()
         parent_key = primary_key(parent)
         child_key = primary_key(child)
-        committed()
+        commit_and_expire()
         assert getattr(child, case.attribute) == parent_key
         if case.relationship:
             assert getattr(child, case.relationship) is parent
