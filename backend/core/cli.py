@@ -1,6 +1,7 @@
 """Command line: inspect and prepare the application database.
 
-    python -m core stats [--create]
+    python -m core upgrade    # alembic upgrade head, then stats
+    python -m core stats
 
 `DATABASE_URL` selects the database (default: the embedded SQLite file).
 """
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine, func, inspect, select
 
+from core import migrate
 from core.database import database_url, make_engine
 from core.models import Base
 
@@ -37,16 +39,24 @@ def format_counts(counts: dict[str, int]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    stats = commands.add_parser("stats", help="print every table with its row count")
-    stats.add_argument(
-        "--create", action="store_true", help="create missing tables first (create_all)"
+    commands.add_parser(
+        "upgrade", help="migrate the database to the latest revision, then print its tables"
     )
+    commands.add_parser("stats", help="print every table with its row count")
     args = parser.parse_args(argv)
 
     engine = make_engine()
     try:
-        if args.create:
-            Base.metadata.create_all(engine)
+        if args.command == "upgrade":
+            unversioned = migrate.unversioned_tables(engine)
+            if unversioned:
+                print(
+                    f"{engine.url.render_as_string(hide_password=True)} has tables that no "
+                    f"migration created ({', '.join(unversioned)}). If its schema is current, "
+                    "run `alembic stamp head` once; otherwise move the file away and run again."
+                )
+                return 1
+            migrate.upgrade(engine, log=True)
         print(f"database: {engine.url.render_as_string(hide_password=True)}")
         print(format_counts(table_counts(engine)))
     finally:

@@ -1,0 +1,181 @@
+"""Throwaway databases for the migration tests, and what their schema looks like.
+
+`ScratchDatabases` makes empty or template-copied databases on the backend the
+test run uses: SQLite files in a temporary folder, or PostgreSQL databases
+named after the harness's own test database (created and dropped here, never
+anything else). `schema_snapshot` describes a schema through the inspector,
+so a migrated database and a `create_all` one can be compared field by field.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, inspect, text
+from sqlalchemy.engine import make_url
+
+from core.migrate import VERSION_TABLE
+
+# PostgreSQL truncates identifiers, database names included, at 63 bytes.
+_MAX_NAME = 63
+
+
+class ScratchDatabases:
+    """Creates databases for one test run and drops every one of them at the end."""
+
+    def __init__(self, harness_url: URL, folder: Path) -> None:
+        self.harness_url = harness_url
+        self.folder = folder
+        self.sqlite = harness_url.get_backend_name() == "sqlite"
+        self._created: list[URL] = []
+
+    def create(self, name: str, *, template: URL | None = None) -> URL:
+        """A new database called `name`: empty, or a copy of `template`."""
+        if not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ValueError(f"scratch database names are [a-z0-9_]+, got {name!r}")
+        url = (
+            self._create_sqlite(name, template) if self.sqlite else self._create_pg(name, template)
+        )
+        self._created.append(url)
+        return url
+
+    def drop(self, url: URL) -> None:
+        if self.sqlite:
+            for path in Path(url.database or "").parent.glob(f"{Path(url.database or '').name}*"):
+                path.unlink()
+        else:
+            self._admin(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        self._created.remove(url)
+
+    def drop_all(self) -> None:
+        for url in list(self._created):
+            self.drop(url)
+
+    def _create_sqlite(self, name: str, template: URL | None) -> URL:
+        path = self.folder / f"{name}.db"
+        if template is not None:
+            # The backup API copies a consistent database, WAL contents included.
+            with (
+                closing(sqlite3.connect(template.database or "")) as source,
+                closing(sqlite3.connect(path)) as copy,
+            ):
+                source.backup(copy)
+        return make_url(f"sqlite:///{path}")
+
+    def _create_pg(self, name: str, template: URL | None) -> URL:
+        database = f"{self.harness_url.database}_{name}"
+        if len(database.encode()) > _MAX_NAME:
+            raise ValueError(f"database name {database!r} is over {_MAX_NAME} bytes")
+        # A leftover of an interrupted run of this very suite: the name is ours.
+        self._admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        copy = f' TEMPLATE "{template.database}"' if template is not None else ""
+        self._admin(f'CREATE DATABASE "{database}"{copy}')
+        return self.harness_url.set(database=database)
+
+    def _admin(self, statement: str) -> None:
+        # CREATE/DROP DATABASE cannot run inside a transaction.
+        engine = create_engine(self.harness_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(statement))
+        finally:
+            engine.dispose()
+
+
+# --------------------------------------------------------------------------
+# Schema snapshots
+# --------------------------------------------------------------------------
+
+Snapshot = dict[str, dict[str, Any]]
+
+
+def schema_snapshot(engine: Engine) -> Snapshot:
+    """Every table but alembic's: columns (type, nullability, server default),
+    primary key, indexes, unique constraints, foreign keys with their ON
+    DELETE rule, and CHECK constraints, in a form that compares with ==."""
+    inspector = inspect(engine)
+    snapshot: Snapshot = {}
+    for table in sorted(set(inspector.get_table_names()) - {VERSION_TABLE}):
+        pk = inspector.get_pk_constraint(table)
+        snapshot[table] = {
+            # By name: a column added by a migration lands last, create_all
+            # puts it where the model declares it, and neither order matters.
+            "columns": {
+                column["name"]: (
+                    column["type"].compile(dialect=engine.dialect),
+                    column["nullable"],
+                    _squash(column.get("default")),
+                )
+                for column in inspector.get_columns(table)
+            },
+            "primary key": (pk.get("name"), tuple(pk["constrained_columns"])),
+            "indexes": sorted(
+                (index["name"], tuple(index["column_names"]), bool(index["unique"]))
+                for index in inspector.get_indexes(table)
+            ),
+            "unique constraints": sorted(
+                (unique["name"], tuple(unique["column_names"]))
+                for unique in inspector.get_unique_constraints(table)
+            ),
+            "foreign keys": sorted(
+                (
+                    fk["name"],
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    tuple(fk["referred_columns"]),
+                    (fk.get("options") or {}).get("ondelete"),
+                )
+                for fk in inspector.get_foreign_keys(table)
+            ),
+            "check constraints": sorted(
+                (check["name"], _squash(check["sqltext"]))
+                for check in inspector.get_check_constraints(table)
+            ),
+        }
+    return snapshot
+
+
+def _squash(sql: str | None) -> str | None:
+    return None if sql is None else " ".join(sql.split())
+
+
+def snapshot_differences(actual: Snapshot, expected: Snapshot) -> list[str]:
+    """One line per table or aspect that differs, naming both sides."""
+    lines = []
+    for table in sorted(actual.keys() | expected.keys()):
+        if table not in expected:
+            lines.append(f"{table}: unexpected table")
+        elif table not in actual:
+            lines.append(f"{table}: missing table")
+        else:
+            for aspect, wanted in expected[table].items():
+                got = actual[table][aspect]
+                if got != wanted:
+                    lines.append(f"{table} {aspect}:\n    got      {got}\n    expected {wanted}")
+    return lines
+
+
+def leftovers(engine: Engine) -> list[str]:
+    """Whatever a database still holds of any schema: tables, views, indexes,
+    sequences, types. Empty means the database is as new."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            rows = connection.execute(
+                text("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+            )
+        else:
+            rows = connection.execute(
+                text(
+                    "SELECT c.relkind, c.relname FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+                    "UNION ALL SELECT 'type', t.typname FROM pg_type t "
+                    "JOIN pg_namespace n ON n.oid = t.typnamespace "
+                    "WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'c') "
+                    "AND t.typrelid = 0"
+                )
+            )
+        return sorted(f"{kind} {name}" for kind, name in rows)

@@ -1,0 +1,81 @@
+"""SQLite batch migrations rebuild a table by copy, drop and rename: with
+foreign keys on, that DROP would take the table's children with it."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+
+import pytest
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, exc, func, select, table
+
+from core import migrate
+from tests.migrations.test_migrations import populate_every_table
+
+TEAMS = table("teams")
+
+
+@pytest.fixture
+def populated(migrated_engine: Engine) -> Engine:
+    if migrated_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL alters tables in place and never rebuilds them")
+    populate_every_table(migrated_engine)
+    return migrated_engine
+
+
+def rebuild_workspaces(engine: Engine, *, foreign_keys_off: bool) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts=migrate.migration_options(connection.dialect)
+        )
+        guard: AbstractContextManager[None] = (
+            migrate.sqlite_foreign_keys_off(connection) if foreign_keys_off else nullcontext()
+        )
+        with guard, context.begin_transaction():
+            with Operations(context).batch_alter_table("workspaces", recreate="always"):
+                pass
+            migrate.check_foreign_keys(connection)
+
+
+def count_teams(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(TEAMS)) or 0)
+
+
+def test_a_rebuilt_parent_keeps_its_children_when_migrated_as_env_py_does(
+    populated: Engine,
+) -> None:
+    teams = count_teams(populated)
+
+    rebuild_workspaces(populated, foreign_keys_off=True)
+
+    assert count_teams(populated) == teams > 0
+
+
+def test_without_turning_foreign_keys_off_the_rebuild_breaks(populated: Engine) -> None:
+    with pytest.raises(exc.IntegrityError, match="FOREIGN KEY constraint failed"):
+        rebuild_workspaces(populated, foreign_keys_off=False)
+
+
+def test_foreign_keys_cannot_be_turned_off_inside_a_transaction(migrated_engine: Engine) -> None:
+    if migrated_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: the pragma does not exist on PostgreSQL")
+    with migrated_engine.connect() as connection:
+        connection.execute(select(1))
+        with (
+            pytest.raises(RuntimeError, match="outside a transaction"),
+            migrate.sqlite_foreign_keys_off(connection),
+        ):
+            pass
+
+
+def test_a_dangling_reference_stops_the_migration(populated: Engine) -> None:
+    with (
+        populated.connect() as connection,
+        migrate.sqlite_foreign_keys_off(connection),
+        connection.begin(),
+    ):
+        connection.exec_driver_sql("DELETE FROM workspaces")
+        with pytest.raises(RuntimeError, match=r"dangling foreign keys: .* -> workspaces"):
+            migrate.check_foreign_keys(connection)
