@@ -56,7 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "run `alembic stamp head` once; otherwise move the file away and run again."
                 )
                 return 1
-            migrate.upgrade(engine, log=True)
+            before = migrate.current_revision(engine)
+            migrate.upgrade(engine)
+            after = migrate.current_revision(engine)
+            moved = "already at head" if after == before else f"upgraded from {before or 'empty'}"
+            print(f"revision: {after} (head, {moved})")
         print(f"database: {engine.url.render_as_string(hide_password=True)}")
         print(format_counts(table_counts(engine)))
     finally:

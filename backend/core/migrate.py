@@ -29,15 +29,15 @@ ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 VERSION_TABLE = "alembic_version"
 
 
-def alembic_config(connection: Connection | None = None, *, log: bool = False) -> Config:
-    """The project's `alembic.ini`.
+def alembic_config(connection: Connection | None = None) -> Config:
+    """The project's `alembic.ini`, for use from code.
 
     With `connection`, env.py migrates that connection (outside any
-    transaction) instead of opening `DATABASE_URL`. `log` applies the ini's
-    logging setup, as the `alembic` command does; tests leave logging alone.
+    transaction) instead of opening `DATABASE_URL`. Unlike the `alembic`
+    command, code that calls this keeps its own logging setup.
     """
     config = Config(ALEMBIC_INI)
-    config.attributes["configure_logging"] = log
+    config.attributes["configure_logging"] = False
     if connection is not None:
         config.attributes["connection"] = connection
     return config
@@ -47,10 +47,10 @@ def script_directory() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config())
 
 
-def upgrade(engine: Engine, revision: str = "head", *, log: bool = False) -> None:
+def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database behind `engine` to `revision` (env.py commits)."""
     with engine.connect() as connection:
-        command.upgrade(alembic_config(connection, log=log), revision)
+        command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -9,8 +9,10 @@ option comes from `core.migrate.migration_options`, shared with the tests.
 from __future__ import annotations
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
+from alembic.operations.ops import MigrationScript
 from sqlalchemy import Connection
 
 import core.models  # noqa: F401  (fills Base.metadata: autogenerate compares against it)
@@ -27,9 +29,23 @@ if config.config_file_name and config.attributes.get("configure_logging", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
+def skip_empty_revision(_context: Any, _revision: Any, directives: list[MigrationScript]) -> None:
+    """`make revision` with no model change writes no empty revision file."""
+    if not getattr(config.cmd_opts, "autogenerate", False):
+        return  # `alembic check` reads the empty script to say all is well
+    script = directives[0]
+    if script.upgrade_ops is not None and script.upgrade_ops.is_empty():
+        directives[:] = []
+        print("The models match the migrations: no revision written.")
+
+
 def run_migrations(connection: Connection) -> None:
     """Run the requested migrations in one transaction, committed here."""
-    context.configure(connection=connection, **migration_options(connection.dialect))
+    context.configure(
+        connection=connection,
+        process_revision_directives=skip_empty_revision,
+        **migration_options(connection.dialect),
+    )
     with sqlite_foreign_keys_off(connection), context.begin_transaction():
         context.run_migrations()
         check_foreign_keys(connection)

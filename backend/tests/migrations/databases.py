@@ -153,10 +153,24 @@ def snapshot_differences(actual: Snapshot, expected: Snapshot) -> list[str]:
             lines.append(f"{table}: missing table")
         else:
             for aspect, wanted in expected[table].items():
-                got = actual[table][aspect]
-                if got != wanted:
-                    lines.append(f"{table} {aspect}:\n    got      {got}\n    expected {wanted}")
+                lines += _aspect_differences(f"{table} {aspect}", actual[table][aspect], wanted)
     return lines
+
+
+def _aspect_differences(where: str, got: Any, wanted: Any) -> list[str]:
+    if got == wanted:
+        return []
+    if isinstance(got, dict) and isinstance(wanted, dict):
+        return [
+            f"{where} {key}: got {got.get(key, '(none)')}, expected {wanted.get(key, '(none)')}"
+            for key in sorted(got.keys() | wanted.keys())
+            if got.get(key) != wanted.get(key)
+        ]
+    if isinstance(got, list) and isinstance(wanted, list):
+        return [f"{where}: missing {item}" for item in wanted if item not in got] + [
+            f"{where}: unexpected {item}" for item in got if item not in wanted
+        ]
+    return [f"{where}: got {got}, expected {wanted}"]
 
 
 def leftovers(engine: Engine) -> list[str]:

@@ -1,0 +1,48 @@
+"""docs/schema.md is generated from the models and must be kept current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, UniqueConstraint
+
+from core.models import Base
+from core.schema_doc import COMMAND, SCHEMA_DOC, render_schema_doc, write_schema_doc
+
+
+def test_the_committed_schema_doc_is_current() -> None:
+    committed = SCHEMA_DOC.read_text() if SCHEMA_DOC.exists() else ""
+
+    assert committed == render_schema_doc(Base.metadata), (
+        f"{SCHEMA_DOC.name} is stale: the models changed. Run `{COMMAND}` and commit the result."
+    )
+
+
+def test_the_diagram_shows_keys_rules_and_cardinality() -> None:
+    metadata = MetaData()
+    Table("parents", metadata, Column("id", Integer, primary_key=True))
+    Table(
+        "children",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("parent_id", ForeignKey("parents.id", ondelete="CASCADE"), nullable=False),
+        Column("guardian_id", ForeignKey("parents.id", ondelete="SET NULL")),
+        Column("code", String(12), nullable=False),
+        UniqueConstraint("code"),
+    )
+
+    page = render_schema_doc(metadata)
+
+    assert "        integer id PK\n" in page
+    assert '        integer parent_id FK "not null"\n' in page
+    assert '        string(12) code UK "not null"\n' in page
+    assert 'children }o--|| parents : "parent_id (CASCADE)"' in page
+    assert 'children }o--o| parents : "guardian_id (SET NULL)"' in page
+
+
+def test_writing_the_doc_reports_whether_it_changed(tmp_path: Path) -> None:
+    page = tmp_path / "docs" / "schema.md"
+
+    assert write_schema_doc(page) is True
+    assert page.read_text() == render_schema_doc(Base.metadata)
+    assert write_schema_doc(page) is False
