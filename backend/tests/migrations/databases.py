@@ -9,6 +9,7 @@ so a migrated database and a `create_all` one can be compared field by field.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from contextlib import closing
@@ -68,6 +69,10 @@ class ScratchDatabases:
 
     def _create_pg(self, name: str, template: URL | None) -> URL:
         database = f"{self.harness_url.database}_{name}"
+        # Parallel workers may share one harness database name: keep theirs apart.
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if worker and worker not in (self.harness_url.database or ""):
+            database = f"{self.harness_url.database}_{worker}_{name}"
         if len(database.encode()) > _MAX_NAME:
             raise ValueError(f"database name {database!r} is over {_MAX_NAME} bytes")
         # A leftover of an interrupted run of this very suite: the name is ours.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, UniqueConstraint
 
+from core import schema_doc
 from core.models import Base
 from core.schema_doc import COMMAND, SCHEMA_DOC, render_schema_doc, write_schema_doc
 
@@ -46,3 +48,16 @@ def test_writing_the_doc_reports_whether_it_changed(tmp_path: Path) -> None:
     assert write_schema_doc(page) is True
     assert page.read_text() == render_schema_doc(Base.metadata)
     assert write_schema_doc(page) is False
+
+
+def test_the_command_writes_the_page_then_finds_it_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "schema.md"
+    monkeypatch.setattr(schema_doc, "SCHEMA_DOC", page)
+
+    assert schema_doc.main() == 0
+    assert schema_doc.main() == 0
+
+    assert capsys.readouterr().out == f"{page}: updated\n{page}: already current\n"
+    assert page.read_text() == render_schema_doc(Base.metadata)
