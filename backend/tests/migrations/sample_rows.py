@@ -11,6 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Engine, MetaData, func, insert, select
+
+from core.migrate import VERSION_TABLE
+
 WHEN = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
 USER, OTHER_USER = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
 WORKSPACE = "00000000-0000-4000-8000-000000000010"
@@ -160,3 +164,34 @@ SAMPLE_ROWS: dict[str, list[dict[str, Any]]] = {
         }
     ],
 }
+
+
+def populate_every_table(engine: Engine) -> dict[str, set[tuple[object, ...]]]:
+    """Insert SAMPLE_ROWS into every table the database has now, through its
+    reflected schema; return each table's primary keys."""
+    schema = MetaData()
+    schema.reflect(engine)
+    tables = [table for table in schema.sorted_tables if table.name != VERSION_TABLE]
+    missing = [table.name for table in tables if not SAMPLE_ROWS.get(table.name)]
+    assert not missing, f"add rows for {missing} to tests/migrations/sample_rows.py"
+    with engine.begin() as connection:
+        for table in tables:
+            for row in SAMPLE_ROWS[table.name]:
+                # One statement per row: rows may leave different columns out.
+                connection.execute(
+                    insert(table).values({key: row[key] for key in row if key in table.c})
+                )
+    return primary_keys(engine, [table.name for table in tables])
+
+
+def primary_keys(engine: Engine, table_names: list[str]) -> dict[str, set[tuple[object, ...]]]:
+    schema = MetaData()
+    schema.reflect(engine, only=table_names)
+    with engine.connect() as connection:
+        keys = {}
+        for name in table_names:
+            table = schema.tables[name]
+            keys[name] = {tuple(row) for row in connection.execute(select(*table.primary_key))}
+            count = connection.scalar(select(func.count()).select_from(table))
+            assert count == len(keys[name]) > 0
+        return keys

@@ -12,12 +12,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, MetaData, func, insert, select
+from sqlalchemy import Engine
 
 from core import migrate
 from core.database import PROJECT_ROOT, Base
 from tests.migrations.databases import leftovers, schema_snapshot, snapshot_differences
-from tests.migrations.sample_rows import SAMPLE_ROWS
+from tests.migrations.sample_rows import populate_every_table, primary_keys
 
 FIX = 'change the models or the migrations until they agree: `make revision m="..."`'
 
@@ -132,34 +132,3 @@ def test_rows_written_at_a_revision_survive_the_upgrade_to_head(
     after = primary_keys(empty_engine, list(before))
     lost = {table: keys - after[table] for table, keys in before.items() if keys - after[table]}
     assert not lost, f"upgrading from {revision} to head lost rows: {lost}"
-
-
-def populate_every_table(engine: Engine) -> dict[str, set[tuple[object, ...]]]:
-    """Insert SAMPLE_ROWS into every table the database has now, through its
-    reflected schema; return each table's primary keys."""
-    schema = MetaData()
-    schema.reflect(engine)
-    tables = [table for table in schema.sorted_tables if table.name != migrate.VERSION_TABLE]
-    missing = [table.name for table in tables if not SAMPLE_ROWS.get(table.name)]
-    assert not missing, f"add rows for {missing} to tests/migrations/sample_rows.py"
-    with engine.begin() as connection:
-        for table in tables:
-            for row in SAMPLE_ROWS[table.name]:
-                # One statement per row: rows may leave different columns out.
-                connection.execute(
-                    insert(table).values({key: row[key] for key in row if key in table.c})
-                )
-    return primary_keys(engine, [table.name for table in tables])
-
-
-def primary_keys(engine: Engine, table_names: list[str]) -> dict[str, set[tuple[object, ...]]]:
-    schema = MetaData()
-    schema.reflect(engine, only=table_names)
-    with engine.connect() as connection:
-        keys = {}
-        for name in table_names:
-            table = schema.tables[name]
-            keys[name] = {tuple(row) for row in connection.execute(select(*table.primary_key))}
-            count = connection.scalar(select(func.count()).select_from(table))
-            assert count == len(keys[name]) > 0
-        return keys

@@ -8,18 +8,23 @@ from contextlib import AbstractContextManager, nullcontext
 import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, exc, func, select, table
+from sqlalchemy import Engine, exc, func, make_url, select, table
 
 from core import migrate
-from tests.migrations.test_migrations import populate_every_table
+from tests import harness
+from tests.migrations.sample_rows import populate_every_table
 
 TEAMS = table("teams")
 
 
+pytestmark = pytest.mark.skipif(
+    make_url(harness.test_database_url()).get_backend_name() != "sqlite",
+    reason="SQLite only: PostgreSQL alters tables in place, and has no foreign_keys pragma",
+)
+
+
 @pytest.fixture
 def populated(migrated_engine: Engine) -> Engine:
-    if migrated_engine.dialect.name != "sqlite":
-        pytest.skip("SQLite only: PostgreSQL alters tables in place and never rebuilds them")
     populate_every_table(migrated_engine)
     return migrated_engine
 
@@ -59,8 +64,6 @@ def test_without_turning_foreign_keys_off_the_rebuild_breaks(populated: Engine) 
 
 
 def test_foreign_keys_cannot_be_turned_off_inside_a_transaction(migrated_engine: Engine) -> None:
-    if migrated_engine.dialect.name != "sqlite":
-        pytest.skip("SQLite only: the pragma does not exist on PostgreSQL")
     with migrated_engine.connect() as connection:
         connection.execute(select(1))
         with (
