@@ -71,7 +71,8 @@ def drop_version_table(connection: Connection) -> None:
 
 @contextmanager
 def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
-    """Migrate SQLite with foreign keys off, then prove none is broken.
+    """Migrate SQLite with foreign keys off; `check_foreign_keys` then proves
+    that none is broken before the migration commits.
 
     Batch mode rebuilds a table by copy, drop and rename; with foreign keys on,
     that DROP deletes the children of every row (ON DELETE CASCADE) or fails.
