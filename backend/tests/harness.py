@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,7 +124,7 @@ def count_queries(
         )
 
 
-QueryCounter = Callable[..., Any]
+QueryCounter = Callable[..., AbstractContextManager[QueryLog]]
 
 
 def sqlite_savepoint_works(connection: Connection) -> bool:
