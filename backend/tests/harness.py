@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, func, select, text
+from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from core.database import Base, database_url, same_database
@@ -128,12 +128,22 @@ QueryCounter = Callable[..., AbstractContextManager[QueryLog]]
 
 
 def sqlite_savepoint_works(connection: Connection) -> bool:
-    """A probe: does a released-then-rolled-back savepoint really undo?"""
-    with connection.begin() as outer:
-        connection.execute(text("CREATE TEMP TABLE _probe (x INTEGER)"))
-        savepoint = connection.begin_nested()
-        connection.execute(text("INSERT INTO _probe VALUES (1)"))
-        savepoint.rollback()
-        survived = connection.scalar(text("SELECT count(*) FROM _probe"))
+    """A probe: is a savepoint released inside a rolled-back transaction undone?
+
+    That is what the `db` fixture relies on. Without the BEGIN workaround the
+    driver opens no outer transaction, so the savepoint is the outermost one
+    and releasing it commits. `connection` must have no transaction open.
+    """
+    connection.exec_driver_sql("CREATE TEMP TABLE _savepoint_probe (x INTEGER)")
+    connection.commit()
+    try:
+        outer = connection.begin()
+        with connection.begin_nested():
+            connection.exec_driver_sql("INSERT INTO _savepoint_probe VALUES (1)")
         outer.rollback()
+        survived = connection.exec_driver_sql("SELECT count(*) FROM _savepoint_probe").scalar()
+    finally:
+        connection.rollback()
+        connection.exec_driver_sql("DROP TABLE _savepoint_probe")
+        connection.commit()
     return bool(survived == 0)

@@ -202,6 +202,19 @@ def test_with_make_engine_the_same_commit_is_rolled_back() -> None:
         engine.dispose()
 
 
+def test_savepoint_probe_tells_the_two_engines_apart() -> None:
+    plain = create_engine("sqlite://", poolclass=StaticPool)
+    fixed = make_engine("sqlite://")
+    try:
+        with plain.connect() as connection:
+            assert harness.sqlite_savepoint_works(connection) is False
+        with fixed.connect() as connection:
+            assert harness.sqlite_savepoint_works(connection) is True
+    finally:
+        plain.dispose()
+        fixed.dispose()
+
+
 def test_foreign_keys_are_enforced(db: Session) -> None:
     assert db.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     db.add(Team(name="orphans", workspace_id="no-such-workspace"))
