@@ -76,11 +76,19 @@ def same_database(first: str | URL, second: str | URL) -> bool:
         if _is_memory_sqlite(a) or _is_memory_sqlite(b):
             return False
         return Path(a.database or "").resolve() == Path(b.database or "").resolve()
-    return (a.host or "localhost", a.port, a.database) == (
-        b.host or "localhost",
-        b.port,
-        b.database,
-    )
+    return _server_and_database(a) == _server_and_database(b)
+
+
+# Spellings of one server: the guard must not be fooled by a written default
+# port or by another name for the loopback interface.
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
+_LOOPBACK = {None, "", "localhost", "127.0.0.1", "::1"}
+
+
+def _server_and_database(url: URL) -> tuple[str | None, int | None, str | None]:
+    host = "localhost" if url.host in _LOOPBACK else url.host
+    port = url.port or _DEFAULT_PORTS.get(url.get_backend_name())
+    return host, port, url.database
 
 
 def _is_memory_sqlite(url: URL) -> bool:

@@ -84,6 +84,11 @@ def test_database_url_defaults_to_the_embedded_file(
         ("postgresql://db.internal/app", "postgresql://db.internal/app_test", False),
         ("postgresql://db.internal/app", "postgresql://other.internal/app", False),
         ("postgresql://db.internal:5433/app", "postgresql://db.internal/app", False),
+        # The default port, written or not, is the same server.
+        ("postgresql://db.internal:5432/app", "postgresql://db.internal/app", True),
+        # So is the loopback interface, whatever name it goes by.
+        ("postgresql://127.0.0.1/app", "postgresql://localhost/app", True),
+        ("postgresql://[::1]:5432/app", "postgresql:///app", True),
     ],
 )
 def test_same_database(
