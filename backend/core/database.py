@@ -202,8 +202,8 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
     if _is_memory_sqlite(url):
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
-    elif url.database:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    else:  # a file: only an in-memory URL may lack a path
+        Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
     _install_sqlite_pragmas(engine, file_database=not _is_memory_sqlite(url))
     return engine
