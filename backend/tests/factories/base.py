@@ -98,3 +98,17 @@ def given(resolver: Any, name: str, key: str, model: Any) -> Any:
     if obj is None and getattr(resolver, key, None) is not None:
         obj = current_session().get(model, getattr(resolver, key))
     return obj
+
+
+def copied_from(name: str, key: str, model: Any, attribute: str, *, missing: Any) -> Any:
+    """A field copied from the parent the call was given, by object or by key.
+
+    `missing` stands in when the key names no row, so that the flush fails on
+    the foreign key with `IntegrityError`, as it would without the factory.
+    """
+
+    def copy(resolver: Any) -> Any:
+        found = given(resolver, name, key, model)
+        return missing if found is None else getattr(found, attribute)
+
+    return factory.LazyAttribute(copy)

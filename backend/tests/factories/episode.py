@@ -9,13 +9,14 @@ import factory
 from core.models import (
     AccessType,
     AgentRegistry,
+    AgentStatus,
     Episode,
     EpisodeAccessLog,
     EpisodeSegment,
     EpisodeStatus,
 )
 from tests.factories.agent import AgentFactory
-from tests.factories.base import BaseFactory, given, parent
+from tests.factories.base import BaseFactory, copied_from, parent
 from tests.factories.workspace import WorkspaceFactory
 
 
@@ -26,8 +27,8 @@ class EpisodeFactory(BaseFactory[Episode]):
     title = factory.Faker("sentence", nb_words=4)
     agent = parent("agent_id", AgentFactory)
     workspace = parent("workspace_id", WorkspaceFactory)
-    maturity_at_time = factory.LazyAttribute(
-        lambda o: given(o, "agent", "agent_id", AgentRegistry).status
+    maturity_at_time = copied_from(
+        "agent", "agent_id", AgentRegistry, "status", missing=AgentStatus.STUDENT
     )
 
     class Params:

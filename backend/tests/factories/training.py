@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import factory
 
 from core.models import (
     AgentProposal,
     AgentRegistry,
+    AgentStatus,
     BlockedTriggerContext,
     ProposalStatus,
     ProposalType,
@@ -16,13 +18,12 @@ from core.models import (
     TriggerSource,
 )
 from tests.factories.agent import AgentFactory
-from tests.factories.base import BaseFactory, given, parent
+from tests.factories.base import BaseFactory, copied_from, parent
 from tests.factories.user import UserFactory
 
 
-def _agent(resolver: object) -> AgentRegistry:
-    agent: AgentRegistry = given(resolver, "agent", "agent_id", AgentRegistry)
-    return agent
+def _from_agent(attribute: str, missing: Any) -> Any:
+    return copied_from("agent", "agent_id", AgentRegistry, attribute, missing=missing)
 
 
 class BlockedTriggerContextFactory(BaseFactory[BlockedTriggerContext]):
@@ -30,9 +31,9 @@ class BlockedTriggerContextFactory(BaseFactory[BlockedTriggerContext]):
         model = BlockedTriggerContext
 
     agent = parent("agent_id", AgentFactory)
-    agent_name = factory.LazyAttribute(lambda o: _agent(o).name)
-    agent_maturity_at_block = factory.LazyAttribute(lambda o: _agent(o).status)
-    confidence_score_at_block = factory.LazyAttribute(lambda o: _agent(o).confidence_score)
+    agent_name = _from_agent("name", missing="missing agent")
+    agent_maturity_at_block = _from_agent("status", missing=AgentStatus.STUDENT)
+    confidence_score_at_block = _from_agent("confidence_score", missing=0.0)
     trigger_source = TriggerSource.DATA_SYNC
     trigger_type = factory.Sequence(lambda n: f"crm.record_updated.{n}")
     routing_decision = RoutingDecision.TRAINING
@@ -51,7 +52,7 @@ class AgentProposalFactory(BaseFactory[AgentProposal]):
         model = AgentProposal
 
     agent = parent("agent_id", AgentFactory)
-    agent_name = factory.LazyAttribute(lambda o: _agent(o).name)
+    agent_name = _from_agent("name", missing="missing agent")
     proposal_type = ProposalType.TRAINING
     title = factory.Sequence(lambda n: f"Training proposal {n}")
     description = factory.Faker("paragraph")

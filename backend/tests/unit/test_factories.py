@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, func, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.database import Base
@@ -165,6 +166,20 @@ def test_a_required_parent_is_created_when_not_given(
 ) -> None:
     child = factory_class()
     assert isinstance(getattr(child, relation), parent_model)
+
+
+@pytest.mark.parametrize(
+    ("factory_class", "key"),
+    [(f, key) for f, _, key, _, _ in PARENTS if f is not AgentFactory],
+    ids=[f"{f.__name__}.{key}" for f, _, key, *_ in PARENTS if f is not AgentFactory],
+)
+def test_a_key_naming_no_row_fails_on_the_foreign_key(
+    db: Session, factory_class: AnyFactory, key: str
+) -> None:
+    # As with the model's own constructor, the database says no (a step
+    # whose run is missing fails first on its NOT NULL workflow_id).
+    with pytest.raises(IntegrityError, match=r"FOREIGN KEY|NOT NULL"):
+        factory_class(**{key: "no-such-row"})
 
 
 def test_a_step_given_its_run_by_key_copies_the_runs_workflow_id(db: Session) -> None:
