@@ -85,9 +85,23 @@ def parent(key: str, factory_class: Any, **defaults: Any) -> factory.Maybe:
 
     `TeamFactory(workspace=w)` and `TeamFactory(workspace_id=w.id)` both use
     `w`; an unconditional SubFactory would create a stray parent and, at
-    flush, overwrite the given key with it.
+    flush, overwrite the given key with it. A key given as None is given:
+    like `workspace=None`, it leaves the team without a workspace.
     """
-    return factory.Maybe(key, no_declaration=factory.SubFactory(factory_class, **defaults))
+    return factory.Maybe(
+        factory.LazyAttribute(lambda resolver: _was_given(resolver, key)),
+        no_declaration=factory.SubFactory(factory_class, **defaults),
+    )
+
+
+def _was_given(resolver: Any, name: str) -> bool:
+    # The resolver knows the call's keyword arguments and the declarations;
+    # it raises AttributeError for any other name.
+    try:
+        getattr(resolver, name)
+    except AttributeError:
+        return False
+    return True
 
 
 def given(resolver: Any, name: str, key: str, model: Any) -> Any:

@@ -182,6 +182,21 @@ def test_a_key_naming_no_row_fails_on_the_foreign_key(
         factory_class(**{key: "no-such-row"})
 
 
+@pytest.mark.parametrize(
+    ("factory_class", "relation", "key"),
+    [(f, relation, key) for f, relation, key, _, _ in PARENTS if f is not AgentFactory],
+    ids=[f"{f.__name__}.{key}" for f, _, key, *_ in PARENTS if f is not AgentFactory],
+)
+@pytest.mark.parametrize("given_as", ["object", "key"])
+def test_a_parent_given_as_none_is_none(
+    db: Session, factory_class: AnyFactory, relation: str, key: str, given_as: str
+) -> None:
+    # `agent=None` and `agent_id=None` both mean "no agent": the NOT NULL
+    # key fails at flush, and no parent is made up behind the caller's back.
+    with pytest.raises(IntegrityError, match=r"NOT NULL constraint failed: \w+\.\w+_id"):
+        factory_class(**{relation if given_as == "object" else key: None})
+
+
 def test_a_step_given_its_run_by_key_copies_the_runs_workflow_id(db: Session) -> None:
     run = WorkflowExecutionFactory(workflow_id="invoice-approval")
     step = WorkflowStepExecutionFactory(execution_id=run.execution_id)
