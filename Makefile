@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-PYTEST_COV := --cov --cov-branch --cov-report=term-missing:skip-covered --cov-report=json:coverage.json
+PYTEST_COV := --cov --cov-branch --cov-report=term-missing --cov-report=json:coverage.json
 
 .PHONY: help install run test lint clean revision schema-doc
 
