@@ -29,13 +29,19 @@ def _users(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(User)) or 0)
 
 
-def _run_suite(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
-    """Run `source` as a test module in-process, with this project's harness.
+# Plugins the generated suites do not use; each one adds start-up time to
+# every in-process run. pytest-randomly is off so that "the last test" means
+# the last one written.
+INNER_PLUGINS_OFF = [
+    f"-pno:{name}"
+    for name in ("randomly", "hypothesispytest", "xdist", "xdist.looponfail", "faker", "pytest_cov")
+]
 
-    pytest-randomly is off so that "the last test" means the last one written.
-    """
+
+def _run_suite(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
+    """Run `source` as a test module in-process, with this project's harness."""
     pytester.makepyfile(test_generated=textwrap.dedent(source))
-    return pytester.runpytest("-p", "tests.conftest", "-p", "no:randomly", *args)
+    return pytester.runpytest("-p", "tests.conftest", *INNER_PLUGINS_OFF, *args)
 
 
 # --------------------------------------------------------------------------
