@@ -70,9 +70,7 @@ def _name(factory_class: AnyFactory) -> str:
 
 
 @pytest.mark.parametrize("factory_class", ALL_FACTORIES, ids=_name)
-def test_builds_with_no_arguments_and_flushes_without_committing(
-    db: Session, factory_class: AnyFactory
-) -> None:
+def test_builds_with_no_arguments_and_flushes(db: Session, factory_class: AnyFactory) -> None:
     with harness.count_queries(db) as log:
         obj: Base = factory_class()
     state = inspect(obj)
