@@ -305,7 +305,7 @@ def test_small_helpers() -> None:
 
 
 # --------------------------------------------------------------------------
-# python -m core stats
+# python -m core stats (upgrade is tested with the migrations)
 # --------------------------------------------------------------------------
 
 
@@ -314,10 +314,10 @@ def _table_lines(output: str) -> dict[str, int]:
     return {name: int(count) for name, count in rows}
 
 
-def test_stats_create_prints_every_table_with_its_count(
-    app_url: str, capsys: pytest.CaptureFixture[str]
+def test_stats_prints_every_table_with_its_count(
+    app_engine: Engine, app_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["stats", "--create"]) == 0
+    assert cli.main(["stats"]) == 0
     output = capsys.readouterr().out
     assert output.splitlines()[0] == f"database: {app_url}"
     assert output.splitlines()[1].split() == ["table", "rows"]
@@ -329,7 +329,7 @@ def test_stats_create_prints_every_table_with_its_count(
     assert _table_lines(capsys.readouterr().out)["users"] == 1
 
 
-def test_stats_without_create_lists_only_existing_tables(
+def test_stats_on_an_empty_database_lists_no_tables(
     app_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["stats"]) == 0
@@ -345,9 +345,9 @@ def test_cli_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_core(
-    app_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    app_engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "argv", ["python -m core", "stats", "--create"])
+    monkeypatch.setattr(sys, "argv", ["python -m core", "stats"])
     with pytest.raises(SystemExit) as exited:
         runpy.run_module("core", run_name="__main__")
     assert exited.value.code == 0
