@@ -330,9 +330,10 @@ def execute_proposal(
             started_at=now,
             completed_at=now,
         )
+    _finish(proposal, ProposalStatus.EXECUTED, f"executed: {outcome}")
+    if execution is not None:
         execution.agent = agent
         session.add(execution)
-    _finish(proposal, ProposalStatus.EXECUTED, f"executed: {outcome}")
     proposal.execution_result = {
         "outcome": outcome,
         "execution_id": execution.id if execution is not None else None,
@@ -350,14 +351,17 @@ def _check_move(proposal: AgentProposal, requested: ProposalStatus) -> None:
 
 
 def _finish(proposal: AgentProposal, status: ProposalStatus, outcome: str) -> None:
+    # Load the triggers before changing the proposal: the lazy load may
+    # autoflush, and an UPDATE flushed early would bump the version twice and
+    # dodge `_flush_decision`.
+    open_triggers = [trigger for trigger in proposal.blocked_triggers if not trigger.resolved]
     now = utc_now()
     proposal.status = status
     proposal.completed_at = now
-    for trigger in proposal.blocked_triggers:
-        if not trigger.resolved:
-            trigger.resolved = True
-            trigger.resolved_at = now
-            trigger.resolution_outcome = outcome
+    for trigger in open_triggers:
+        trigger.resolved = True
+        trigger.resolved_at = now
+        trigger.resolution_outcome = outcome
 
 
 def _flush_decision(session: Session, proposal: AgentProposal, requested: ProposalStatus) -> None:
