@@ -81,6 +81,8 @@ EXECUTION_MOVES: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
     ExecutionStatus.CANCELLED: frozenset(),
 }
 
+SQLITE_LOST_RACE = frozenset({"SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT"})
+
 # How far one feedback moves confidence towards its target. Below 0.25, one
 # feedback can never jump a band: the narrowest band is 0.2 wide and the
 # largest possible move is LEARNING_RATE * 1.
@@ -122,10 +124,13 @@ class InvalidTransition(GovernanceError):
 
 
 class ProposalConflict(GovernanceError):
-    """Another session decided the proposal first (its version moved on).
+    """A concurrent session won the race to change the proposal.
 
-    Unlike the other refusals, this one is found by the database at flush:
-    the caller's transaction is spoilt and must be rolled back.
+    On every backend that is a proposal whose version moved on since it was
+    loaded. On SQLite, which admits one writer at a time, it is also any
+    other write committed while this transaction was open. Unlike the other
+    refusals, this one is found by the database at flush: the caller's
+    transaction is spoilt and must be rolled back.
     """
 
     def __init__(self, proposal_id: str, requested: ProposalStatus) -> None:
@@ -371,10 +376,12 @@ def _flush_decision(session: Session, proposal: AgentProposal, requested: Propos
     except StaleDataError as error:
         raise ProposalConflict(proposal_id, requested) from error
     except OperationalError as error:
-        # SQLite in WAL mode refuses the write outright when another
-        # connection committed since this transaction's snapshot was taken:
-        # the same lost race, found before the version check could run.
-        if getattr(error.orig, "sqlite_errorname", None) == "SQLITE_BUSY_SNAPSHOT":
+        # SQLite has one writer at a time: a transaction that has read cannot
+        # write while another holds the write lock (SQLITE_BUSY, at once: its
+        # snapshot is about to go stale) or once another has committed since
+        # (SQLITE_BUSY_SNAPSHOT). The same lost race, found before the version
+        # check could run.
+        if getattr(error.orig, "sqlite_errorname", None) in SQLITE_LOST_RACE:
             raise ProposalConflict(proposal_id, requested) from error
         raise
 
