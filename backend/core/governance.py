@@ -157,12 +157,8 @@ class RoutedTrigger:
     proposal: AgentProposal | None = None
 
 
-def supervision_marker(source: TriggerSource | str) -> str:
-    """The `triggered_by` of an execution the guard put under supervision."""
-    return f"{RoutingDecision.SUPERVISION}:{TriggerSource(source)}"
-
-
 def is_supervised(execution: AgentExecution) -> bool:
+    """Whether the guard ran this execution under supervision (`supervision:<source>`)."""
     return execution.triggered_by.startswith(f"{RoutingDecision.SUPERVISION}:")
 
 
