@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with all extras
 
-run: $(STAMP) ## migrate the embedded database to head (alembic) and print its tables
-	$(BIN)/python -m core upgrade
+run: $(STAMP) ## migrate the embedded database to head, play the governance demo, print its tables
+	$(BIN)/python -m core demo
 
 test: $(STAMP) ## the whole suite, with coverage gates (models.py >= 97%, total >= 90%)
 	$(BIN)/python -m pytest $(PYTEST_COV) $(PYTEST_ARGS)

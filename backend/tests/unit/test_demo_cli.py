@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
+from core import migrate
 from core.cli import main, table_counts
 from core.database import DATABASE_URL_ENV, make_engine
 from core.demo import run_demo
+from core.models import Base
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def test_the_demo_plays_the_whole_scenario(db: Session) -> None:
         assert expected in trail
 
 
-def test_demo_runs_twice_on_the_database_url_and_adds_a_second_round(
+def test_demo_migrates_then_runs_twice_adding_a_second_round(
     database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["demo"]) == 0
@@ -61,6 +63,9 @@ def test_demo_runs_twice_on_the_database_url_and_adds_a_second_round(
     second = counts(database_url)
 
     output = capsys.readouterr().out
+    head = migrate.script_directory().get_current_head()
+    assert f"revision: {head} (head, upgraded from empty)" in output
+    assert f"revision: {head} (head, already at head)" in output
     assert "== demo run 1" in output
     assert "== demo run 2" in output
     assert "workspace 'Northwind Support' (found)" in output
@@ -72,13 +77,32 @@ def test_demo_runs_twice_on_the_database_url_and_adds_a_second_round(
         assert second[table] == 2 * first[table] > 0
 
 
-def test_stats_prints_every_table(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["stats", "--create"]) == 0
+def test_demo_refuses_a_database_no_migration_built(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = make_engine(database_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+
+    assert main(["demo"]) == 1
+
+    assert "alembic stamp head" in capsys.readouterr().out
+    assert set(counts(database_url).values()) == {0}
+
+
+def test_stats_after_the_demo_prints_its_rows(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo"]) == 0
+    capsys.readouterr()
+
+    assert main(["stats"]) == 0
 
     output = capsys.readouterr().out
-    assert "agent_proposals" in output
-    assert "episode_access_logs" in output
-    assert set(counts(database_url).values()) == {0}
+    assert "== demo run" not in output
+    for table, rows in counts(database_url).items():
+        assert f"\n{table} " in output
+        assert any(line.split() == [table, str(rows)] for line in output.splitlines())
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,8 +111,8 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert exited.value.code == 0
     output = capsys.readouterr().out
-    assert "demo" in output
-    assert "stats" in output
+    for command in ("upgrade", "demo", "stats"):
+        assert command in output
 
 
 def test_python_dash_m_core_honours_database_url(tmp_path: Path) -> None:
