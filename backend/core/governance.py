@@ -12,7 +12,8 @@ The rules, in one place:
   -> refused.
 - Proposals move along `PROPOSAL_MOVES` only. A terminal move (executed,
   rejected, cancelled) resolves the proposal's open blocked triggers, each
-  exactly once, with an outcome saying which.
+  exactly once, with an outcome saying which. Of two sessions deciding the
+  same proposal, the first to commit wins; the other gets `ProposalConflict`.
 - Confidence moves a fifth of the way towards the feedback's target
   (`next_confidence`), so it stays in [0, 1] and crosses at most one band
   per feedback; an agent graduates one level when it reaches the next band.
