@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
 
@@ -59,6 +60,47 @@ def isolated_session(connection: Connection) -> Iterator[Session]:
         session.close()
         if outer.is_active:
             outer.rollback()
+
+
+@contextmanager
+def example_savepoint(session: Session) -> Iterator[Session]:
+    """Run one hypothesis example in a SAVEPOINT of its own, then undo it.
+
+    Hypothesis runs every example of a test inside the same function-scoped
+    `db` fixture. Without this, rows (and identity-map entries) written by
+    one example are seen by the next. What the test wrote before its
+    examples is kept: the session's work so far is committed into the test's
+    own transaction (still rolled back when the test ends), and every
+    example starts from it. Inside the block the session behaves as usual:
+    `commit()`, `rollback()` and failed flushes stay within the example.
+    """
+    connection = session.bind
+    if not isinstance(connection, Connection):
+        raise TypeError("example_savepoint needs a Session bound to a Connection, like `db`")
+    # End the session's own savepoint first: it is the session's outermost
+    # transaction, and releasing it later would release the example's too.
+    session.commit()
+    known = set(session.identity_map.keys())
+    example = connection.begin_nested()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        if example.is_active:
+            example.rollback()
+        # Objects the example made or loaded would otherwise answer
+        # `session.get()` from the identity map after their rows are gone.
+        for key, obj in list(session.identity_map.items()):
+            if key not in known:
+                session.expunge(obj)
+        session.expire_all()
+
+
+# For `@given` tests that take the function-scoped `db` fixture: hypothesis
+# warns that such a fixture is shared by all examples. Here that is on
+# purpose, and only safe because each example wraps its body in
+# `example_savepoint(db)` (proved in property_tests/test_example_isolation.py).
+shares_db_between_examples = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def tables_with_rows(connection: Connection) -> dict[str, int]:
