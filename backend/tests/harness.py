@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Connection, Engine, event, func, select
@@ -25,6 +25,8 @@ from core.database import Base, database_url, same_database
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 DEFAULT_TEST_DATABASE_URL = "sqlite://"  # in memory: one shared connection
+
+TestFunction = TypeVar("TestFunction", bound=Callable[..., Any])
 
 
 class DevelopmentDatabaseError(RuntimeError):
@@ -100,7 +102,9 @@ def example_savepoint(session: Session) -> Iterator[Session]:
 # warns that such a fixture is shared by all examples. Here that is on
 # purpose, and only safe because each example wraps its body in
 # `example_savepoint(db)` (proved in property_tests/test_example_isolation.py).
-shares_db_between_examples = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def shares_db_between_examples(test: TestFunction) -> TestFunction:
+    # Applied when the test is decorated, so it inherits the loaded profile.
+    return settings(suppress_health_check=[HealthCheck.function_scoped_fixture])(test)
 
 
 def tables_with_rows(connection: Connection) -> dict[str, int]:
