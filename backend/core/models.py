@@ -304,7 +304,9 @@ class Team(Base):
     id: Mapped[UUIDPrimaryKey]
     name: Mapped[Str255]
     description: Mapped[str | None] = mapped_column(Text)
-    team_type: Mapped[Str50 | None] = defaulted("general")
+    # Nullable with a default: `evaluates_none()` makes an explicit None an
+    # SQL NULL, where the ORM would otherwise apply the default instead.
+    team_type: Mapped[Str50 | None] = defaulted("general", type_=String(50).evaluates_none())
     # Indexed by the (workspace_id, name) unique constraint.
     workspace_id: Mapped[str] = fk("workspaces.id", ondelete="CASCADE", index=False)
     created_at: Mapped[CreatedAt]
