@@ -349,7 +349,8 @@ class User(Base):
     __table_args__ = (
         # Mirrors normalize_email for rows written with raw SQL.
         CheckConstraint(
-            "email = lower(trim(email)) AND email LIKE '%_@_%._%' AND email NOT LIKE '% %'",
+            "email = lower(trim(email)) AND email LIKE '%_@_%._%' AND email NOT LIKE '%@%@%'"
+            " AND email NOT LIKE '% %'",
             name="email_format",
         ),
     )
