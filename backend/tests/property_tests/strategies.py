@@ -315,6 +315,12 @@ def violations(field: Field) -> list[Violation]:
         # Within the column's length, so that the CHECK, not VARCHAR, rejects it.
         unknown = st.text(TEXT_ALPHABET, max_size=column_type.length or 32)
         found.append(Violation(field, "enum", unknown.filter(lambda v: v not in allowed)))
+    elif isinstance(column_type, String) and column_type.length and column in CUSTOM:
+        # Over-long but otherwise valid, so that only the length is wrong.
+        valid, normalize = CUSTOM[column]
+        padding = "x" * column_type.length
+        long_values = valid().map(lambda v: padding + normalize(v))
+        found.append(Violation(field, "length", long_values))
     elif isinstance(column_type, String) and column_type.length:
         found.append(Violation(field, "length", over_long(column_type.length)))
     rule = column_bounds(column)

@@ -1,0 +1,107 @@
+"""Out-of-domain values are refused twice: by the model, and by the database.
+
+The model raises `ValidationError` naming the field before any SQL runs; the
+same value written with raw SQL (bypassing the ORM and its column types) is
+refused by the database's CHECK constraint.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import CheckConstraint, Table, inspect, text
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
+
+from core.database import Base
+from core.validation import ValidationError
+from tests.harness import example_savepoint, shares_db_between_examples
+from tests.property_tests.strategies import CUSTOM, Violation, all_value_fields, all_violations
+from tests.property_tests.test_values import create
+
+
+def check_constraints_on(table: Table, column_name: str) -> list[str]:
+    """Names of the CHECK constraints of `table` that mention the column."""
+    mentions = re.compile(rf"\b{re.escape(column_name)}\b")
+    return [
+        str(constraint.name)
+        for constraint in table.constraints
+        if isinstance(constraint, CheckConstraint) and mentions.search(str(constraint.sqltext))
+    ]
+
+
+def test_every_custom_validator_has_strategies() -> None:
+    validated = {
+        (mapper.class_, key)
+        for mapper in Base.registry.mappers
+        for key in mapper.validators
+        if key in mapper.columns
+    }
+    covered = {(f.model, f.key) for f in all_value_fields() if f.column in CUSTOM}
+    assert validated == covered
+
+
+@pytest.mark.parametrize("violation", all_violations(), ids=str)
+@given(data=st.data(), in_constructor=st.booleans())
+def test_the_model_rejects_the_value_naming_the_field(
+    violation: Violation, data: st.DataObject, in_constructor: bool
+) -> None:
+    value = data.draw(violation.values, label="value")
+    field = violation.field
+    with pytest.raises(ValidationError) as raised:
+        if in_constructor:
+            field.model(**{field.key: value})
+        else:
+            setattr(field.model(), field.key, value)
+    assert raised.value.field == field.name
+    assert str(raised.value).startswith(f"{field.name}: ")
+
+
+@pytest.fixture
+def saved(db: Session, violation: Violation) -> Base:
+    """A valid row of the violation's model, written before the examples run."""
+    obj: Base = create(violation.field.model)
+    return obj
+
+
+@pytest.mark.parametrize("violation", all_violations(), ids=str)
+@shares_db_between_examples
+@given(data=st.data())
+def test_the_database_rejects_the_value_written_with_raw_sql(
+    db: Session, violation: Violation, saved: Base, data: st.DataObject
+) -> None:
+    value = data.draw(violation.values, label="value")
+    table = violation.field.model.__table__
+    assert isinstance(table, Table)
+    column = violation.field.column
+    (key_column,) = table.primary_key.columns
+    # Plain text with plain parameters: no ORM validator, no column type.
+    update = text(f"UPDATE {table.name} SET {column.name} = :value WHERE {key_column.name} = :key")
+    params: dict[str, Any] = {"value": value, "key": inspect(saved).identity[0]}  # type: ignore[index]
+    dialect = db.get_bind().dialect.name
+    with example_savepoint(db):
+        if violation.kind == "length" and dialect == "sqlite":
+            # SQLite ignores VARCHAR lengths and the schema adds no length
+            # CHECK: there the model's validator is the only guard, and the
+            # over-long value is stored as given.
+            db.execute(update, params)
+            stored = db.scalar(
+                text(f"SELECT {column.name} FROM {table.name} WHERE {key_column.name} = :key"),
+                {"key": params["key"]},
+            )
+            assert stored == value
+        elif violation.kind == "length":
+            # PostgreSQL's VARCHAR(n) refuses it: a DataError, not a CHECK.
+            with pytest.raises(DataError, match="too long"), db.begin_nested():
+                db.execute(update, params)
+        else:
+            names = check_constraints_on(table, column.name)
+            assert names, f"no CHECK constraint mentions {table.name}.{column.name}"
+            with pytest.raises(IntegrityError) as raised, db.begin_nested():
+                db.execute(update, params)
+            message = str(raised.value.orig)
+            assert any(name in message for name in names), message
