@@ -1,0 +1,67 @@
+"""`core.tenancy.scoped_to_workspace`: one workspace never sees another's rows."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.database import Base
+from core.models import AgentExecution, AgentRegistry, User
+from core.tenancy import is_tenant_owned, scoped_to_workspace
+from tests.factories import AgentExecutionFactory, AgentFactory, WorkspaceFactory
+from tests.harness import example_savepoint, shares_db_between_examples
+from tests.property_tests.strategies import all_models
+from tests.property_tests.test_values import create
+
+TENANT_MODELS = [model for model in all_models() if is_tenant_owned(model)]
+WORKSPACES = 3
+
+
+def test_the_tenant_owned_models_are_found() -> None:
+    names = {model.__name__ for model in TENANT_MODELS}
+    assert {"AgentRegistry", "Episode", "Team", "WorkflowExecution"} <= names
+    assert "User" not in names
+
+
+@pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda model: model.__name__)
+@shares_db_between_examples
+@given(data=st.data())
+def test_rows_of_one_workspace_are_never_returned_for_another(
+    db: Session, model: type[Base], data: st.DataObject
+) -> None:
+    nullable = model.__table__.c.workspace_id.nullable  # type: ignore[attr-defined]
+    owners = st.integers(0, WORKSPACES - 1) | (st.none() if nullable else st.nothing())
+    placement = data.draw(st.lists(owners, max_size=6), label="workspace of each row")
+    with example_savepoint(db):
+        workspaces = [WorkspaceFactory() for _ in range(WORKSPACES)]
+        rows = [
+            create(model, workspace_id=None if n is None else workspaces[n].id) for n in placement
+        ]
+        for workspace in workspaces:
+            found = db.scalars(scoped_to_workspace(model, workspace.id)).all()
+            expected = {id(row) for row in rows if row.workspace_id == workspace.id}
+            assert {id(row) for row in found} == expected
+
+
+def test_joined_tenant_models_are_scoped_too(db: Session) -> None:
+    mine, theirs = WorkspaceFactory(), WorkspaceFactory()
+    my_agent = AgentFactory(workspace=mine)
+    their_agent = AgentFactory(workspace=theirs)
+    AgentExecutionFactory(agent=my_agent, workspace_id=mine.id)
+    # Recorded in my workspace, but by an agent of theirs.
+    AgentExecutionFactory(agent=their_agent, workspace_id=mine.id)
+
+    query = select(AgentExecution).join(AgentExecution.agent)
+    rows = db.scalars(scoped_to_workspace(query, mine.id)).all()
+    assert [row.agent_id for row in rows] == [my_agent.id]
+
+    names = db.scalars(scoped_to_workspace(select(AgentRegistry.name), theirs.id)).all()
+    assert names == [their_agent.name]
+
+
+def test_a_query_of_no_tenant_owned_model_is_refused() -> None:
+    with pytest.raises(TypeError, match="no model with a workspace_id"):
+        scoped_to_workspace(select(User), "any-workspace")
