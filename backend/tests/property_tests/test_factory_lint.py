@@ -1,0 +1,122 @@
+"""The factory lint over every factory and trait, and the traits' promises."""
+
+from __future__ import annotations
+
+import factory
+import pytest
+from sqlalchemy.orm import Session
+
+from core.models import (
+    AgentRegistry,
+    AgentStatus,
+    EpisodeStatus,
+    ExecutionStatus,
+    ProposalStatus,
+    maturity_for_confidence,
+)
+from tests.factories import (
+    ALL_FACTORIES,
+    AgentExecutionFactory,
+    AgentFactory,
+    AgentProposalFactory,
+    BlockedTriggerContextFactory,
+    EpisodeFactory,
+)
+from tests.factories.lint import lint, report, traits
+
+
+def test_every_factory_and_trait_builds_creates_and_reloads(db: Session) -> None:
+    failures = lint(db, ALL_FACTORIES)
+    assert not failures, report(failures)
+
+
+class BrokenAgentFactory(AgentFactory):
+    """Broken on purpose, to show that the lint reports every failure."""
+
+    class Meta:
+        model = AgentRegistry
+
+    category = None  # NOT NULL: every create fails
+
+    class Params:
+        sleeping = factory.Trait(status="sleeping")  # not an AgentStatus: build fails
+        # Creates, but JSON has no tuples: the document reads back different.
+        tuple_in_json = factory.Trait(
+            category="operations", configuration=factory.LazyFunction(lambda: {"pair": (1, 2)})
+        )
+
+
+def test_the_lint_reports_every_failure_not_just_the_first(db: Session) -> None:
+    failures = lint(db, [BrokenAgentFactory])
+    reported = {(failure.trait, failure.stage) for failure in failures}
+    expected = {(None, "create"), ("sleeping", "build"), ("tuple_in_json", "reload")} | {
+        (trait, "create") for trait in traits(AgentFactory)
+    }
+    assert reported == expected
+    text = report(failures)
+    assert "BrokenAgentFactory(sleeping=True) failed to build: ValidationError" in text
+    assert "configuration: created {'pair': (1, 2)}, reloaded {'pair': [1, 2]}" in text
+    # Each attempt ran in its own savepoint: the failures left nothing behind.
+    assert db.query(AgentRegistry).count() == 0
+
+
+def reload(db: Session, obj: object) -> None:
+    db.flush()
+    db.expire(obj)
+    db.refresh(obj)
+
+
+@pytest.mark.parametrize(
+    "status", [AgentStatus.STUDENT, AgentStatus.INTERN, AgentStatus.SUPERVISED, AgentStatus.AUTONOMOUS]
+)
+def test_an_agent_per_maturity_level(db: Session, status: AgentStatus) -> None:
+    agent = AgentFactory(**{status.value: True})
+    reload(db, agent)
+    assert agent.status == status
+    assert maturity_for_confidence(agent.confidence_score) == status
+
+
+def test_completed_and_failed_executions(db: Session) -> None:
+    completed = AgentExecutionFactory(completed=True)
+    failed = AgentExecutionFactory(failed=True)
+    reload(db, completed)
+    reload(db, failed)
+    assert completed.status == ExecutionStatus.COMPLETED
+    assert completed.completed_at is not None and completed.completed_at >= completed.started_at
+    assert completed.error_message is None
+    assert failed.status == ExecutionStatus.FAILED
+    assert failed.completed_at is not None and failed.error_message
+
+
+def test_approved_and_rejected_proposals(db: Session) -> None:
+    approved = AgentProposalFactory(approved=True)
+    rejected = AgentProposalFactory(rejected=True)
+    reload(db, approved)
+    reload(db, rejected)
+    assert approved.status == ProposalStatus.APPROVED
+    assert approved.approver is not None and approved.approved_by == approved.approver.id
+    assert approved.approved_at is not None
+    assert rejected.status == ProposalStatus.REJECTED
+    assert rejected.approved_by is None
+
+
+def test_a_resolved_blocked_trigger(db: Session) -> None:
+    trigger = BlockedTriggerContextFactory(resolved_trigger=True)
+    open_trigger = BlockedTriggerContextFactory()
+    reload(db, trigger)
+    reload(db, open_trigger)
+    assert trigger.resolved is True and trigger.resolved_at is not None
+    assert trigger.resolution_outcome
+    assert open_trigger.resolved is False and open_trigger.resolved_at is None
+
+
+def test_a_completed_episode_with_segments(db: Session) -> None:
+    episode = EpisodeFactory(completed=True)
+    db.flush()
+    db.expire_all()
+    assert episode.status == EpisodeStatus.COMPLETED
+    assert episode.ended_at is not None
+    orders = [segment.sequence_order for segment in episode.segments]
+    assert len(orders) == 3
+    assert orders == sorted(orders) and len(set(orders)) == 3
+    assert {segment.episode_id for segment in episode.segments} == {episode.id}
