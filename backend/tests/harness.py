@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, settings
-from sqlalchemy import Connection, Engine, event, func, select
+from sqlalchemy import Connection, Engine, event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from core.database import Base, database_url, same_database
@@ -92,8 +92,8 @@ def example_savepoint(session: Session) -> Iterator[Session]:
             example.rollback()
         # Objects the example made or loaded would otherwise answer
         # `session.get()` from the identity map after their rows are gone.
-        for key, obj in list(session.identity_map.items()):
-            if key not in known:
+        for obj in list(session):
+            if inspect(obj).identity_key not in known:
                 session.expunge(obj)
         session.expire_all()
 

@@ -71,7 +71,9 @@ def _lint_one(session: Session, factory_class: Any, trait: str | None) -> LintFa
         return outcome
     except Exception as error:  # a lint reports every failure, whatever it is
         message = (str(error).splitlines() or [""])[0]
-        return LintFailure(factory_class.__name__, trait, stage, f"{type(error).__name__}: {message}")
+        return LintFailure(
+            factory_class.__name__, trait, stage, f"{type(error).__name__}: {message}"
+        )
 
 
 def _reload_mismatches(session: Session, obj: Any) -> list[str]:

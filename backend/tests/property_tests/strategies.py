@@ -24,9 +24,10 @@ from core.database import Base, UTCDateTime, as_utc
 from core.models import User, normalize_email
 from core.validation import Bounds, column_bounds
 
-# PostgreSQL text and JSONB cannot hold NUL, and lone surrogates are not
-# text in any database: every other code point is fair game.
-TEXT_ALPHABET = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+# PostgreSQL text and JSONB cannot hold NUL, and lone surrogates (which
+# UTF-8 cannot encode) are not text in any database: every other code point
+# is fair game.
+TEXT_ALPHABET = st.characters(codec="utf-8", exclude_characters="\x00")
 INT32 = (-(2**31), 2**31 - 1)  # PostgreSQL INTEGER
 
 
@@ -117,7 +118,7 @@ def timestamps() -> st.SearchStrategy[datetime]:
     return st.datetimes(
         min_value=datetime(1900, 1, 1),
         max_value=datetime(2200, 1, 1),
-        timezones=st.none() | UTC_OFFSETS,
+        timezones=st.one_of(st.none(), UTC_OFFSETS),
     )
 
 
@@ -134,7 +135,9 @@ JSON_SCALARS = (
 JSON_KEYS = st.text(TEXT_ALPHABET, max_size=10)
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(JSON_KEYS, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(JSON_KEYS, children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -170,9 +173,9 @@ def json_shape(field: Field) -> type[Any]:
 
 
 def _upper_if_reversible(char: str) -> str:
-    # The contract lower-cases (it does not casefold): 'µ'.upper() is 'Μ',
-    # whose lower case is 'μ', another letter. Only letters that lower-casing
-    # brings back are case variants under that contract.
+    # The contract lower-cases, it does not casefold: the micro sign upper-
+    # cases to GREEK CAPITAL MU, whose lower case is GREEK SMALL MU, another
+    # letter. Only letters that lower-casing brings back are case variants.
     upper = char.upper()
     return upper if upper.lower() == char else char
 
@@ -184,9 +187,13 @@ def case_variants(text: str) -> st.SearchStrategy[str]:
         st.sampled_from(["", " ", "  "]),
         st.sampled_from(["", " ", "\t"]),
     ).map(
-        lambda t: t[1]
-        + "".join(_upper_if_reversible(c) if up else c for c, up in zip(text, t[0], strict=True))
-        + t[2]
+        lambda t: (
+            t[1]
+            + "".join(
+                _upper_if_reversible(c) if up else c for c, up in zip(text, t[0], strict=True)
+            )
+            + t[2]
+        )
     )
 
 
@@ -245,13 +252,11 @@ def numbers(column: Column[Any], rule: Bounds | None) -> st.SearchStrategy[Any]:
         high = INT32[1] if rule.le is None else math.floor(rule.le)
         high = high if rule.lt is None else math.ceil(rule.lt) - 1
         return st.integers(low, high)
-    return st.floats(
+    return finite_floats(
         min_value=rule.gt if rule.ge is None else rule.ge,
         max_value=rule.lt if rule.le is None else rule.le,
         exclude_min=rule.gt is not None,
         exclude_max=rule.lt is not None,
-        allow_nan=False,
-        allow_infinity=False,
     )
 
 
@@ -277,6 +282,23 @@ def valid_values(field: Field) -> st.SearchStrategy[Any]:
     raise NotImplementedError(f"{field}: no strategy for column type {column_type!r}")
 
 
+def finite_floats(
+    min_value: float | None = None,
+    max_value: float | None = None,
+    *,
+    exclude_min: bool = False,
+    exclude_max: bool = False,
+) -> st.SearchStrategy[float]:
+    return st.floats(
+        min_value=min_value,
+        max_value=max_value,
+        exclude_min=exclude_min,
+        exclude_max=exclude_max,
+        allow_nan=False,
+        allow_infinity=False,
+    )
+
+
 def out_of_range(column: Column[Any], rule: Bounds) -> st.SearchStrategy[Any]:
     """Finite numbers just outside `rule`, of the column's own type."""
     options: list[st.SearchStrategy[Any]] = []
@@ -288,15 +310,14 @@ def out_of_range(column: Column[Any], rule: Bounds) -> st.SearchStrategy[Any]:
             bottom = math.floor(rule.le) + 1 if rule.le is not None else math.ceil(rule.lt or 0)
             options.append(st.integers(bottom, INT32[1]))
     else:
-        finite = {"allow_nan": False, "allow_infinity": False}
         if rule.ge is not None:
-            options.append(st.floats(max_value=rule.ge, exclude_max=True, **finite))
+            options.append(finite_floats(max_value=rule.ge, exclude_max=True))
         if rule.gt is not None:
-            options.append(st.floats(max_value=rule.gt, **finite))
+            options.append(finite_floats(max_value=rule.gt))
         if rule.le is not None:
-            options.append(st.floats(min_value=rule.le, exclude_min=True, **finite))
+            options.append(finite_floats(min_value=rule.le, exclude_min=True))
         if rule.lt is not None:
-            options.append(st.floats(min_value=rule.lt, **finite))
+            options.append(finite_floats(min_value=rule.lt))
     return st.one_of(options)
 
 
@@ -351,7 +372,8 @@ def row_values(model: type[Base]) -> st.SearchStrategy[dict[str, Any]]:
 
     A nullable column may be given as None; an omitted one takes its default.
     """
-    required, optional = {}, {}
+    required: dict[str, st.SearchStrategy[Any]] = {}
+    optional: dict[str, st.SearchStrategy[Any]] = {}
     for field in value_fields(model):
         values = valid_values(field)
         if field.column.nullable:

@@ -19,9 +19,8 @@ from tests.property_tests.strategies import TEXT_ALPHABET, case_variants, emails
 def test_normalising_twice_changes_nothing(address: str) -> None:
     try:
         once = normalize_email(address)
-    except ValidationError as error:
-        assert error.field == "User.email"
-        return
+    except ValidationError:
+        return  # malformed: see test_rejection
     assert normalize_email(once) == once
     assert once == once.strip().lower()
 

@@ -52,11 +52,15 @@ def test_the_model_rejects_the_value_naming_the_field(
 ) -> None:
     value = data.draw(violation.values, label="value")
     field = violation.field
-    with pytest.raises(ValidationError) as raised:
+
+    def assign() -> None:
         if in_constructor:
             field.model(**{field.key: value})
         else:
             setattr(field.model(), field.key, value)
+
+    with pytest.raises(ValidationError) as raised:
+        assign()
     assert raised.value.field == field.name
     assert str(raised.value).startswith(f"{field.name}: ")
 

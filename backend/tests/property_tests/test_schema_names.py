@@ -6,7 +6,7 @@ from collections import Counter
 
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import Column, Constraint, Index, Integer, MetaData, String, Table, UniqueConstraint
 
 from core.database import NAMING_CONVENTION, Base
 
@@ -17,7 +17,8 @@ def schema_names(metadata: MetaData) -> list[str]:
     """The name of every constraint and index, as the DDL will spell it."""
     names = []
     for table in metadata.sorted_tables:
-        for item in [*table.constraints, *table.indexes]:
+        items: list[Constraint | Index] = [*table.constraints, *table.indexes]
+        for item in items:
             names.append(str(item.name) if item.name is not None else f"<unnamed on {table.name}>")
     return names
 

@@ -32,7 +32,7 @@ def test_the_tenant_owned_models_are_found() -> None:
 def test_rows_of_one_workspace_are_never_returned_for_another(
     db: Session, model: type[Base], data: st.DataObject
 ) -> None:
-    nullable = model.__table__.c.workspace_id.nullable  # type: ignore[attr-defined]
+    nullable = model.__table__.c.workspace_id.nullable
     owners = st.integers(0, WORKSPACES - 1) | (st.none() if nullable else st.nothing())
     placement = data.draw(st.lists(owners, max_size=6), label="workspace of each row")
     with example_savepoint(db):

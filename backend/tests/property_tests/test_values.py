@@ -127,9 +127,7 @@ def test_in_place_changes_to_a_loaded_document_are_saved(
 )
 @shares_db_between_examples
 @given(value=JSON_VALUES)
-def test_json_defaults_are_never_shared_between_rows(
-    db: Session, field: Field, value: Any
-) -> None:
+def test_json_defaults_are_never_shared_between_rows(db: Session, field: Field, value: Any) -> None:
     with example_savepoint(db):
         first, second = create(field.model), create(field.model)
         assert getattr(first, field.key) is not getattr(second, field.key)
