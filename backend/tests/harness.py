@@ -102,9 +102,15 @@ def example_savepoint(session: Session) -> Iterator[Session]:
 # warns that such a fixture is shared by all examples. Here that is on
 # purpose, and only safe because each example wraps its body in
 # `example_savepoint(db)` (proved in property_tests/test_example_isolation.py).
-def shares_db_between_examples(test: TestFunction) -> TestFunction:
-    # Applied when the test is decorated, so it inherits the loaded profile.
-    return settings(suppress_health_check=[HealthCheck.function_scoped_fixture])(test)
+def shares_db_between_examples(**overrides: Any) -> Callable[[TestFunction], TestFunction]:
+    """`@settings(...)` for such tests; `overrides` are further settings."""
+
+    def decorate(test: TestFunction) -> TestFunction:
+        # Built when the test is decorated, so it inherits the loaded profile.
+        checks = [HealthCheck.function_scoped_fixture]
+        return settings(suppress_health_check=checks, **overrides)(test)
+
+    return decorate
 
 
 def tables_with_rows(connection: Connection) -> dict[str, int]:

@@ -32,7 +32,7 @@ def test_case_variants_normalise_to_the_same_address(data: st.DataObject) -> Non
     assert normalize_email(variant) == normalize_email(address)
 
 
-@shares_db_between_examples
+@shares_db_between_examples()
 @given(data=st.data())
 def test_uniqueness_holds_across_case_variants(db: Session, data: st.DataObject) -> None:
     address = data.draw(emails(), label="address")

@@ -28,7 +28,7 @@ def earlier_ids() -> list[str]:
     return []
 
 
-@shares_db_between_examples
+@shares_db_between_examples()
 @given(commit=st.booleans(), names=st.lists(st.text(min_size=1, max_size=20), max_size=3))
 def test_an_example_never_sees_rows_of_a_previous_example(
     db: Session, earlier_ids: list[str], commit: bool, names: list[str]
@@ -66,7 +66,7 @@ def workspace(db: Session) -> Workspace:
     return WorkspaceFactory(name="Workspace written before the examples")
 
 
-@shares_db_between_examples
+@shares_db_between_examples()
 @given(rename=st.booleans(), commit=st.booleans())
 def test_rows_written_before_the_examples_are_seen_by_every_example(
     db: Session, workspace: Workspace, rename: bool, commit: bool
@@ -83,7 +83,7 @@ def test_rows_written_before_the_examples_are_seen_by_every_example(
         assert workspace_count(db) == 1
 
 
-@shares_db_between_examples
+@shares_db_between_examples()
 @given(fail=st.booleans())
 def test_a_failed_flush_inside_an_example_does_not_leak(db: Session, fail: bool) -> None:
     with example_savepoint(db):

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import CheckConstraint, Table, inspect, text
 from sqlalchemy.exc import DataError, IntegrityError
@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 from core.database import Base
 from core.validation import ValidationError
 from tests.harness import example_savepoint, shares_db_between_examples
-from tests.property_tests.strategies import CUSTOM, Violation, all_value_fields, all_violations
+from tests.property_tests.strategies import (
+    CUSTOM,
+    Violation,
+    all_value_fields,
+    all_violations,
+    examples_per_case,
+)
 from tests.property_tests.test_values import create
 
 
@@ -46,6 +52,7 @@ def test_every_custom_validator_has_strategies() -> None:
 
 
 @pytest.mark.parametrize("violation", all_violations(), ids=str)
+@settings(max_examples=examples_per_case())
 @given(data=st.data(), in_constructor=st.booleans())
 def test_the_model_rejects_the_value_naming_the_field(
     violation: Violation, data: st.DataObject, in_constructor: bool
@@ -73,7 +80,7 @@ def saved(db: Session, violation: Violation) -> Base:
 
 
 @pytest.mark.parametrize("violation", all_violations(), ids=str)
-@shares_db_between_examples
+@shares_db_between_examples(max_examples=examples_per_case())
 @given(data=st.data())
 def test_the_database_rejects_the_value_written_with_raw_sql(
     db: Session, violation: Violation, saved: Base, data: st.DataObject

@@ -13,7 +13,7 @@ from core.models import AgentExecution, AgentRegistry, User
 from core.tenancy import is_tenant_owned, scoped_to_workspace
 from tests.factories import AgentExecutionFactory, AgentFactory, WorkspaceFactory
 from tests.harness import example_savepoint, shares_db_between_examples
-from tests.property_tests.strategies import all_models
+from tests.property_tests.strategies import all_models, examples_per_case
 from tests.property_tests.test_values import create
 
 TENANT_MODELS = [model for model in all_models() if is_tenant_owned(model)]
@@ -27,7 +27,7 @@ def test_the_tenant_owned_models_are_found() -> None:
 
 
 @pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda model: model.__name__)
-@shares_db_between_examples
+@shares_db_between_examples(max_examples=examples_per_case())
 @given(data=st.data())
 def test_rows_of_one_workspace_are_never_returned_for_another(
     db: Session, model: type[Base], data: st.DataObject

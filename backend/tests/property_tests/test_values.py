@@ -25,6 +25,7 @@ from tests.property_tests.strategies import (
     Field,
     all_models,
     all_value_fields,
+    examples_per_case,
     expected_after_reload,
     is_aware_utc,
     json_documents,
@@ -56,7 +57,7 @@ def test_every_model_has_a_factory() -> None:
 
 
 @pytest.mark.parametrize("model", all_models(), ids=lambda model: model.__name__)
-@shares_db_between_examples
+@shares_db_between_examples()
 @given(data=st.data())
 def test_valid_values_come_back_equal(db: Session, model: type[Base], data: st.DataObject) -> None:
     values = data.draw(row_values(model), label="values")
@@ -80,7 +81,7 @@ def saved(db: Session, field: Field) -> Base:
 
 
 @pytest.mark.parametrize("field", fields_of_type(UTCDateTime), ids=str)
-@shares_db_between_examples
+@shares_db_between_examples(max_examples=examples_per_case())
 @given(moment=timestamps())
 def test_timestamps_read_back_as_aware_utc(
     db: Session, field: Field, saved: Base, moment: datetime
@@ -97,7 +98,7 @@ def test_timestamps_read_back_as_aware_utc(
 
 
 @pytest.mark.parametrize("field", fields_of_type(JSON), ids=str)
-@shares_db_between_examples
+@shares_db_between_examples(max_examples=examples_per_case())
 @given(data=st.data())
 def test_in_place_changes_to_a_loaded_document_are_saved(
     db: Session, field: Field, saved: Base, data: st.DataObject
@@ -125,7 +126,7 @@ def test_in_place_changes_to_a_loaded_document_are_saved(
     [f for f in fields_of_type(JSON) if "constructor_default" in f.column.info],
     ids=str,
 )
-@shares_db_between_examples
+@shares_db_between_examples(max_examples=examples_per_case())
 @given(value=JSON_VALUES)
 def test_json_defaults_are_never_shared_between_rows(db: Session, field: Field, value: Any) -> None:
     with example_savepoint(db):
