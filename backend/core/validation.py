@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import CheckConstraint, Column, Enum, String, Table, event
+from sqlalchemy import CheckConstraint, Column, Enum, Float, String, Table, event
 
 
 class ValidationError(ValueError):
@@ -158,9 +158,13 @@ def add_range_constraints(table: Table) -> None:
     for column in table.columns:
         rule = column_bounds(column)
         if rule is not None:
-            table.append_constraint(
-                CheckConstraint(rule.sql(column.name), name=f"{column.name}_range")
-            )
+            sql = rule.sql(column.name)
+            if isinstance(column.type, Float):
+                # PostgreSQL orders NaN above every number, so a lower bound
+                # alone admits it. SQLite compares a number with the text
+                # 'NaN' as unequal (and stores NaN as NULL anyway).
+                sql += f" AND {column.name} <> 'NaN'"
+            table.append_constraint(CheckConstraint(sql, name=f"{column.name}_range"))
 
 
 def install_validators(model: type[Any], table: Table) -> None:

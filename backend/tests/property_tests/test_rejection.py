@@ -7,21 +7,23 @@ refused by the database's CHECK constraint.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import CheckConstraint, Table, inspect, text
+from sqlalchemy import CheckConstraint, Float, Table, inspect, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from core.database import Base
-from core.validation import ValidationError
+from core.validation import ValidationError, column_bounds
 from tests.harness import example_savepoint, shares_db_between_examples
 from tests.property_tests.strategies import (
     CUSTOM,
+    Field,
     Violation,
     all_value_fields,
     all_violations,
@@ -116,3 +118,37 @@ def test_the_database_rejects_the_value_written_with_raw_sql(
                 db.execute(update, params)
             message = str(raised.value.orig)
             assert any(name in message for name in names), message
+
+
+@pytest.mark.parametrize(
+    "field",
+    [f for f in all_value_fields() if isinstance(f.column.type, Float) and column_bounds(f.column)],
+    ids=str,
+)
+def test_nan_is_in_no_range(db: Session, field: Field) -> None:
+    with pytest.raises(ValidationError, match="must be"):
+        setattr(field.model(), field.key, math.nan)
+
+    saved = create(field.model)
+    table = field.model.__table__
+    assert isinstance(table, Table)
+    (key_column,) = table.primary_key.columns
+    key = inspect(saved).identity[0]
+    update = text(
+        f"UPDATE {table.name} SET {field.column.name} = :value WHERE {key_column.name} = :key"
+    )
+    if db.get_bind().dialect.name == "sqlite" and not field.column.nullable:
+        # SQLite stores NaN as NULL: the number is never kept either way.
+        with pytest.raises(IntegrityError, match="NOT NULL"), db.begin_nested():
+            db.execute(update, {"value": math.nan, "key": key})
+    elif db.get_bind().dialect.name == "sqlite":
+        db.execute(update, {"value": math.nan, "key": key})
+        stored = db.scalar(
+            text(f"SELECT {field.column.name} FROM {table.name} WHERE {key_column.name} = :key"),
+            {"key": key},
+        )
+        assert stored is None
+    else:
+        # PostgreSQL orders NaN above every number: the CHECK must say no.
+        with pytest.raises(IntegrityError, match=f"{field.column.name}_range"), db.begin_nested():
+            db.execute(update, {"value": math.nan, "key": key})
