@@ -26,4 +26,4 @@ def test_a_failing_property_prints_how_to_reproduce_it(pytester: pytest.Pytester
     )
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*Falsifying example*n=10*", "*@reproduce_failure(*"])
+    result.stdout.fnmatch_lines(["*Failing test case*", "*n=10,*", "*@reproduce_failure(*"])
