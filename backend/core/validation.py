@@ -159,7 +159,7 @@ def add_range_constraints(table: Table) -> None:
         rule = column_bounds(column)
         if rule is not None:
             sql = rule.sql(column.name)
-            if isinstance(column.type, Float):
+            if isinstance(column.type, Float) and rule.le is None and rule.lt is None:
                 # PostgreSQL orders NaN above every number, so a lower bound
                 # alone admits it. SQLite compares a number with the text
                 # 'NaN' as unequal (and stores NaN as NULL anyway).

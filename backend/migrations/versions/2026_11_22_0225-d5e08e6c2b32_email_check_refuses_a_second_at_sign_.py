@@ -1,0 +1,50 @@
+"""Tighter CHECKs: an email with a second @, and NaN where only a lower bound stood.
+
+The model refused both; raw SQL could still store them. PostgreSQL orders NaN
+above every number, so `x >= 0` alone admits it.
+
+Revision ID: d5e08e6c2b32
+Revises: 471e0a1e9e28
+Create Date: 2026-11-22 02:25:00.000000
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+# Revisions are frozen history: they import no model and nothing from core.
+revision: str = "d5e08e6c2b32"
+down_revision: str | Sequence[str] | None = "471e0a1e9e28"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+EMAIL_BEFORE = "email = lower(trim(email)) AND email LIKE '%_@_%._%' AND email NOT LIKE '% %'"
+EMAIL_AFTER = (
+    "email = lower(trim(email)) AND email LIKE '%_@_%._%' AND email NOT LIKE '%@%@%'"
+    " AND email NOT LIKE '% %'"
+)
+
+# (table, column, range before): each gains "AND <column> <> 'NaN'".
+LOWER_BOUNDED_FLOATS = [
+    ("agent_executions", "duration_seconds", "duration_seconds >= 0"),
+    ("agent_proposals", "estimated_duration_hours", "estimated_duration_hours > 0"),
+    ("agent_proposals", "user_override_duration_hours", "user_override_duration_hours > 0"),
+]
+
+
+def _replace_check(table: str, name: str, sqltext: str) -> None:
+    with op.batch_alter_table(table) as batch_op:
+        batch_op.drop_constraint(op.f(name), type_="check")
+        batch_op.create_check_constraint(op.f(name), sqltext)
+
+
+def upgrade() -> None:
+    _replace_check("users", "ck_users_email_format", EMAIL_AFTER)
+    for table, column, before in LOWER_BOUNDED_FLOATS:
+        _replace_check(table, f"ck_{table}_{column}_range", f"{before} AND {column} <> 'NaN'")
+
+
+def downgrade() -> None:
+    for table, column, before in LOWER_BOUNDED_FLOATS:
+        _replace_check(table, f"ck_{table}_{column}_range", before)
+    _replace_check("users", "ck_users_email_format", EMAIL_BEFORE)
