@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core.models import AgentRegistry, Workspace
 from tests.factories import AgentFactory, WorkspaceFactory
 from tests.harness import example_savepoint, shares_db_between_examples
+from tests.property_tests.strategies import TEXT_ALPHABET
 
 
 def workspace_count(db: Session) -> int:
@@ -29,7 +30,10 @@ def earlier_ids() -> list[str]:
 
 
 @shares_db_between_examples()
-@given(commit=st.booleans(), names=st.lists(st.text(min_size=1, max_size=20), max_size=3))
+@given(
+    commit=st.booleans(),
+    names=st.lists(st.text(TEXT_ALPHABET, min_size=1, max_size=20), max_size=3),
+)
 def test_an_example_never_sees_rows_of_a_previous_example(
     db: Session, earlier_ids: list[str], commit: bool, names: list[str]
 ) -> None:
