@@ -82,11 +82,16 @@ def all_models() -> list[type[Base]]:
 
 
 def value_fields(model: type[Base]) -> list[Field]:
-    """Columns that hold the model's own data: not keys, which factories supply."""
+    """Columns that hold the model's own data: not keys, which factories
+    supply, nor an optimistic-lock counter, which the ORM owns."""
+    mapper = inspect(model)
     return [
         Field(model, column)
-        for column in inspect(model).columns
-        if isinstance(column, Column) and not column.primary_key and not column.foreign_keys
+        for column in mapper.columns
+        if isinstance(column, Column)
+        and not column.primary_key
+        and not column.foreign_keys
+        and column is not mapper.version_id_col
     ]
 
 
