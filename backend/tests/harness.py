@@ -26,7 +26,7 @@ from core.database import Base, database_url, same_database
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 DEFAULT_TEST_DATABASE_URL = "sqlite://"  # in memory: one shared connection
 
-TestFunction = TypeVar("TestFunction", bound=Callable[..., Any])
+DecoratedTest = TypeVar("DecoratedTest", bound=Callable[..., Any])
 
 
 class DevelopmentDatabaseError(RuntimeError):
@@ -102,10 +102,10 @@ def example_savepoint(session: Session) -> Iterator[Session]:
 # warns that such a fixture is shared by all examples. Here that is on
 # purpose, and only safe because each example wraps its body in
 # `example_savepoint(db)` (proved in property_tests/test_example_isolation.py).
-def shares_db_between_examples(**overrides: Any) -> Callable[[TestFunction], TestFunction]:
+def shares_db_between_examples(**overrides: Any) -> Callable[[DecoratedTest], DecoratedTest]:
     """`@settings(...)` for such tests; `overrides` are further settings."""
 
-    def decorate(test: TestFunction) -> TestFunction:
+    def decorate(test: DecoratedTest) -> DecoratedTest:
         # Built when the test is decorated, so it inherits the loaded profile.
         checks = [HealthCheck.function_scoped_fixture]
         return settings(suppress_health_check=checks, **overrides)(test)
