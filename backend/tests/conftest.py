@@ -2,7 +2,9 @@
 
 Fixtures:
 - `engine`: the test database (`TEST_DATABASE_URL`, default in-memory
-  SQLite), schema built once per run; never the development database.
+  SQLite), schema built once per run; never the development database. On
+  PostgreSQL it is a database the run creates beside the configured one (one
+  per xdist worker) and drops at the end; `engine.url` names it.
 - `db`: a Session inside a transaction that is rolled back after the test,
   whatever the test did (commit, rollback, IntegrityError, delete). The
   factories write to it unless given another session.
@@ -20,7 +22,6 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.database import Base, make_engine
 from tests import harness
 from tests.factories.base import bind_session
 
@@ -36,18 +37,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Once, before xdist starts its workers: a missing server is one clear
+    # message, not an error per test.
+    if harness.worker_id() is None:
+        try:
+            harness.check_server_answers(harness.test_database_url())
+        except harness.DatabaseServerError as error:
+            pytest.exit(str(error), returncode=4)
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
-    url = harness.test_database_url()
     try:
-        harness.refuse_development_database(url)
+        harness.refuse_development_database(harness.test_database_url())
     except harness.DevelopmentDatabaseError as error:
         pytest.exit(str(error), returncode=4)
-    engine = make_engine(url)
-    Base.metadata.create_all(engine)
-    yield engine
-    Base.metadata.drop_all(engine)
-    engine.dispose()
+    with harness.engine_for_run() as engine:
+        yield engine
 
 
 @pytest.fixture

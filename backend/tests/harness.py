@@ -6,22 +6,31 @@ runs on one connection inside an outer transaction that is rolled back at the
 end, and its Session joins that transaction with
 `join_transaction_mode="create_savepoint"`, so the test's own `commit()`,
 `rollback()` and failed flushes only touch a SAVEPOINT.
+
+On a database server (PostgreSQL) the run never uses the configured database
+itself: it creates one of its own beside it, one per xdist worker, and drops
+it at the end (`own_database_url`, `created_database`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, settings
-from sqlalchemy import Connection, Engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
-from core.database import Base, database_url, same_database
+from core.database import Base, database_url, make_engine, same_database
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 DEFAULT_TEST_DATABASE_URL = "sqlite://"  # in memory: one shared connection
@@ -199,3 +208,148 @@ def sqlite_savepoint_works(connection: Connection) -> bool:
         connection.exec_driver_sql("DROP TABLE _savepoint_probe")
         connection.commit()
     return bool(survived == 0)
+
+
+# --------------------------------------------------------------------------
+# The run's own database: created for the run, dropped after it
+# --------------------------------------------------------------------------
+
+# Where CREATE/DROP DATABASE are issued from: every PostgreSQL server has it.
+MAINTENANCE_DATABASE = "postgres"
+CONNECT_TIMEOUT_SECONDS = 3
+_PROCESS_RUN_ID = uuid.uuid4().hex
+
+
+def worker_id() -> str | None:
+    """The xdist worker this process is (`gw0`, `gw1`, ...); None outside xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def run_id() -> str:
+    """Eight hex digits naming this run: shared by all its xdist workers, new every run."""
+    return (os.environ.get("PYTEST_XDIST_TESTRUNUID") or _PROCESS_RUN_ID)[:8]
+
+
+def is_memory_database(url: str | URL) -> bool:
+    url = make_url(url)
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
+
+
+def own_database_url(
+    configured: str | URL, *, run: str | None = None, worker: str | None = None
+) -> URL:
+    """The database this run (and worker) uses instead of the configured one.
+
+    `postgresql://host/test` becomes `postgresql://host/test_<run>_<worker>`,
+    `sqlite:///var/t.db` becomes `sqlite:///var/t_<run>_<worker>.db`. An
+    in-memory SQLite URL is returned unchanged: every process has its own.
+    """
+    url = make_url(configured)
+    if is_memory_database(url):
+        return url
+    tag = "_".join(part for part in (run or run_id(), worker or worker_id()) if part)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        return url.set(database=str(path.with_name(f"{path.stem}_{tag}{path.suffix}")))
+    return url.set(database=f"{url.database}_{tag}")
+
+
+class DatabaseServerError(RuntimeError):
+    """Raised when the test database's server cannot be reached."""
+
+
+def _maintenance_engine(url: URL) -> Engine:
+    return create_engine(
+        url.set(database=MAINTENANCE_DATABASE),
+        isolation_level="AUTOCOMMIT",  # CREATE/DROP DATABASE refuse to run in a transaction
+        poolclass=NullPool,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
+
+
+def check_server_answers(url: str | URL) -> None:
+    """Fail fast, and readably, when the server of `url` does not answer.
+
+    SQLite has no server: nothing to check.
+    """
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite":
+        return
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    try:
+        engine = _maintenance_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except ModuleNotFoundError as error:
+        raise DatabaseServerError(
+            f"{TEST_DATABASE_URL_ENV} asks for {url.drivername}, whose driver is not "
+            f"installed ({error.name}): run `make install`, which installs the "
+            "`postgres` extra."
+        ) from error
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise DatabaseServerError(
+            f"No PostgreSQL server answers at {where} (tried for "
+            f"{CONNECT_TIMEOUT_SECONDS}s as user {url.username!r}): {reason}. Start it, "
+            f"or point {TEST_DATABASE_URL_ENV} at one that runs."
+        ) from error
+
+
+@contextmanager
+def created_database(url: str | URL) -> Iterator[URL]:
+    """Create the database `url` names, yield its URL, drop it afterwards.
+
+    Creation fails if the database already exists, so a database the caller
+    did not create is never written to, let alone dropped. In-memory SQLite
+    needs neither step.
+    """
+    url = make_url(url)
+    if is_memory_database(url):
+        yield url
+    elif url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        if path.exists():
+            raise FileExistsError(f"refusing to reuse {path}: the harness creates its own")
+        try:
+            yield url
+        finally:
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
+    elif url.get_backend_name() == "postgresql":
+        maintenance = _maintenance_engine(url)
+        quoted = maintenance.dialect.identifier_preparer.quote(url.database or "")
+        try:
+            with maintenance.connect() as connection:
+                connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            try:
+                yield url
+            finally:
+                with maintenance.connect() as connection:
+                    # FORCE: a connection a test forgot to close must not keep
+                    # the database alive after the run.
+                    connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+        finally:
+            maintenance.dispose()
+    else:
+        raise ValueError(f"the harness creates test databases on SQLite and PostgreSQL, not {url}")
+
+
+@contextmanager
+def engine_for_run(configured: str | None = None) -> Iterator[Engine]:
+    """An engine on this run's own test database, with the schema built once.
+
+    Its `url` is the database actually used: migration tests create scratch
+    databases beside it with `created_database(own_database_url(engine.url, ...))`.
+    """
+    configured = configured or test_database_url()
+    refuse_development_database(configured)
+    with created_database(own_database_url(configured)) as url:
+        engine = make_engine(url)
+        try:
+            Base.metadata.create_all(engine)
+            yield engine
+        finally:
+            engine.dispose()

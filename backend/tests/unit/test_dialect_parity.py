@@ -1,0 +1,317 @@
+"""The same input gets the same answer on SQLite and on PostgreSQL.
+
+Runs on whichever backend the suite runs on (`make test`, `make test-postgres`).
+A rule checked in Python raises `ValidationError` before any SQL is sent; a
+rule the database enforces raises `IntegrityError` at flush; a rejected write
+leaves every table as it was. The one known difference, over-long strings
+sent with raw SQL, is pinned down by its own test at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import JSON, delete, inspect, select, text
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
+
+from core.database import new_uuid
+from core.models import (
+    AgentExecution,
+    AgentRegistry,
+    Base,
+    User,
+    ValidationError,
+    WorkflowStepExecution,
+    Workspace,
+)
+from tests import harness
+from tests.factories import (
+    AgentExecutionFactory,
+    AgentFactory,
+    UserFactory,
+    WorkflowStepExecutionFactory,
+)
+
+Arranged = Any  # whatever a case's `arrange` set up for its `act`
+
+
+def _nothing(_db: Session) -> Arranged:
+    return None
+
+
+def _raw_insert(table: str, **values: Any) -> Callable[[Session, Arranged], object]:
+    """An INSERT in plain SQL: no ORM validator runs, only the database's rules."""
+    names = ["id", *values]
+    statement = text(
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+    )
+    return lambda db, _: db.execute(statement, {"id": new_uuid(), **values})
+
+
+def _agent_row(**overrides: Any) -> dict[str, Any]:
+    return {
+        "name": "Raw agent",
+        "category": "operations",
+        "module_path": "agents.raw",
+        "class_name": "RawAgent",
+        **overrides,
+    }
+
+
+def _core_delete(table: str, key: str) -> Callable[[Session, Arranged], object]:
+    """A DELETE the database executes on its own: its ON DELETE rule decides."""
+    target = Base.metadata.tables[table]
+    return lambda db, parent: db.execute(
+        delete(target).where(target.c[key] == getattr(parent, key))
+    )
+
+
+def _still_stored(db: Session, step: WorkflowStepExecution) -> bool:
+    return db.scalar(select(WorkflowStepExecution.id).filter_by(id=step.id)) is not None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input, and what every backend must do with it."""
+
+    id: str
+    act: Callable[[Session, Arranged], object]
+    # The exception both backends raise; None when the input is accepted.
+    rejected_with: type[Exception] | None
+    # What the error message must mention (a regex, case-insensitive): the
+    # input must be rejected by the intended rule, not by another one.
+    because: str = ""
+    arrange: Callable[[Session], Arranged] = _nothing
+    # For an accepted input: what the database holds afterwards.
+    then: Callable[[Session, Arranged], bool] | None = None
+
+
+CASES = [
+    # -- rules checked in Python, on assignment, before any SQL -------------
+    Case(
+        "unknown enum value",
+        lambda db, _: db.add(AgentRegistry(name="a", status="genius")),
+        ValidationError,
+        because="AgentRegistry.status",
+    ),
+    Case(
+        "out-of-range number",
+        lambda db, _: db.add(AgentRegistry(name="a", confidence_score=1.5)),
+        ValidationError,
+        because="AgentRegistry.confidence_score",
+    ),
+    Case(
+        "over-long string",
+        lambda db, _: db.add(Workspace(name="x" * 256)),
+        ValidationError,
+        because="Workspace.name",
+    ),
+    Case(
+        "malformed email",
+        lambda db, _: db.add(User(email="not-an-email")),
+        ValidationError,
+        because="User.email",
+    ),
+    # -- the same rules, when raw SQL goes around Python: CHECK constraints --
+    Case(
+        "unknown enum value, raw SQL",
+        _raw_insert("agent_registry", **_agent_row(status="genius")),
+        IntegrityError,
+        because="ck_agent_registry_agentstatus",
+    ),
+    Case(
+        "out-of-range number, raw SQL",
+        _raw_insert("agent_registry", **_agent_row(confidence_score=1.5)),
+        IntegrityError,
+        because="ck_agent_registry_confidence_score_range",
+    ),
+    Case(
+        "malformed email, raw SQL",
+        _raw_insert("users", email="Not An Email"),
+        IntegrityError,
+        because="ck_users_email_format",
+    ),
+    # -- rules only the database can check -----------------------------------
+    Case(
+        "missing NOT NULL",
+        lambda db, _: db.add(User(password_hash="hash")),
+        IntegrityError,
+        because="not.null",
+    ),
+    Case(
+        "dangling foreign key",
+        lambda db, _: db.add(AgentExecution(agent_id=new_uuid())),
+        IntegrityError,
+        because="foreign key",
+    ),
+    Case(
+        "duplicate unique key",
+        lambda db, _: db.add(User(email="taken@example.com")),
+        IntegrityError,
+        because="unique",
+        arrange=lambda _db: UserFactory(email="taken@example.com"),
+    ),
+    # -- delete policies, executed by the database itself --------------------
+    Case(
+        "ON DELETE RESTRICT: an agent with executions",
+        _core_delete("agent_registry", "id"),
+        IntegrityError,
+        because="foreign key",
+        arrange=lambda _db: AgentExecutionFactory().agent,
+    ),
+    Case(
+        "ON DELETE CASCADE: a workflow run takes its steps",
+        lambda db, step: _core_delete("workflow_executions", "execution_id")(db, step.execution),
+        None,
+        arrange=lambda _db: WorkflowStepExecutionFactory(),
+        then=lambda db, step: not _still_stored(db, step),
+    ),
+    Case(
+        "ON DELETE SET NULL: an agent outlives its owner",
+        lambda db, agent: _core_delete("users", "id")(db, agent.owner),
+        None,
+        arrange=lambda _db: AgentFactory(with_owner=True),
+        then=lambda db, agent: (
+            db.scalar(select(AgentRegistry.user_id).filter_by(id=agent.id)) is None
+        ),
+    ),
+]
+
+
+def _attempt(db: Session, case: Case, arranged: Arranged) -> None:
+    """The case's write and its flush, in a savepoint undone if they fail."""
+    with db.begin_nested():
+        case.act(db, arranged)
+        db.flush()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_every_backend_answers_alike(db: Session, case: Case) -> None:
+    arranged = case.arrange(db)
+    db.flush()
+    before = harness.tables_with_rows(db.connection())
+
+    if case.rejected_with is None:
+        _attempt(db, case, arranged)
+        assert case.then is not None
+        assert case.then(db, arranged)
+        return
+
+    with pytest.raises(case.rejected_with, match=f"(?i){case.because}"):
+        _attempt(db, case, arranged)
+    assert harness.tables_with_rows(db.connection()) == before, "a rejected write left rows"
+
+
+def test_the_delete_policies_are_all_in_the_table() -> None:
+    policies = {fk.ondelete for table in Base.metadata.tables.values() for fk in table.foreign_keys}
+    covered = {case.id.split(":")[0].removeprefix("ON DELETE ") for case in CASES}
+    assert policies <= covered
+
+
+# --------------------------------------------------------------------------
+# Column types, as the database itself reports them
+# --------------------------------------------------------------------------
+
+JSON_TYPE_IN_DATABASE = {"postgresql": "JSONB", "sqlite": "JSON"}
+
+
+def test_json_columns_are_jsonb_on_postgresql_and_json_on_sqlite(db: Session) -> None:
+    dialect = db.get_bind().dialect
+    reflected = inspect(db.connection())
+    json_columns = [
+        (table.name, column.name)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, JSON)
+    ]
+    assert len(json_columns) >= 20  # every JSON column of the domain, not a sample
+
+    found = {
+        (table, column["name"]): column["type"].compile(dialect=dialect)
+        for table in {table for table, _ in json_columns}
+        for column in reflected.get_columns(table)
+    }
+    expected = JSON_TYPE_IN_DATABASE[dialect.name]
+    assert {key: found[key] for key in json_columns} == dict.fromkeys(json_columns, expected)
+
+
+def test_json_round_trips_nested_values(db: Session) -> None:
+    config = {"limits": {"per_day": 3, "ratio": 0.25}, "tags": ["a", "b"], "on": True}
+    agent = AgentFactory(configuration=config)
+    db.commit()
+    db.expire_all()
+
+    assert db.get_one(AgentRegistry, agent.id).configuration == config
+
+
+# --------------------------------------------------------------------------
+# Timestamps: timezone-aware UTC when read back, whoever wrote them
+# --------------------------------------------------------------------------
+
+UTC_MINUS_7 = timezone(timedelta(hours=-7))
+
+
+def _read_back_in_a_foreign_time_zone(db: Session) -> None:
+    # PostgreSQL hands timestamptz values back in the session's time zone:
+    # make that zone not UTC, so a missing conversion would show.
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SET LOCAL TIME ZONE 'Asia/Kolkata'"))
+    db.expire_all()
+
+
+def test_timestamps_read_back_as_aware_utc(db: Session) -> None:
+    naive_utc = datetime(2026, 1, 2, 3, 4, 5)  # what callers of datetime.utcnow() write
+    aware_elsewhere = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC_MINUS_7)
+    first = AgentExecutionFactory(started_at=naive_utc)
+    second = AgentExecutionFactory(started_at=aware_elsewhere)
+    db.flush()
+    _read_back_in_a_foreign_time_zone(db)
+
+    assert first.started_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert second.started_at == datetime(2026, 1, 2, 10, 4, 5, tzinfo=UTC)
+    assert first.started_at.tzinfo is UTC
+    assert second.started_at.tzinfo is UTC
+
+
+def test_timestamps_the_database_writes_read_back_as_aware_utc(db: Session) -> None:
+    # created_at from the server default (the database's clock), not Python.
+    _raw_insert("workspaces", name="Raw workspace")(db, None)
+    _read_back_in_a_foreign_time_zone(db)
+
+    created_at = db.scalar(select(Workspace.created_at).filter_by(name="Raw workspace"))
+    assert created_at is not None
+    assert created_at.tzinfo is UTC
+    # Same machine, same clock: a time zone slip would be hours off.
+    assert abs(created_at - datetime.now(UTC)) < timedelta(minutes=30)
+
+
+# --------------------------------------------------------------------------
+# The one difference: string lengths in raw SQL
+# --------------------------------------------------------------------------
+
+# PostgreSQL's VARCHAR(n) refuses a longer value (DataError, SQLSTATE 22001);
+# SQLite ignores declared lengths and stores it. That is why the length rule
+# is also enforced in Python on assignment, where both backends agree (the
+# "over-long string" case above).
+RAW_OVER_LONG_STRING = {"postgresql": DataError, "sqlite": None}
+
+
+def test_raw_sql_over_long_string_differs_by_backend_as_documented(db: Session) -> None:
+    expected = RAW_OVER_LONG_STRING[db.get_bind().dialect.name]
+    insert = _raw_insert("workspaces", name="x" * 256)
+
+    if expected is None:
+        insert(db, None)
+        stored = db.scalar(select(Workspace.name).where(Workspace.name.startswith("xxx")))
+        assert stored is not None
+        assert len(stored) == 256
+        return
+
+    with pytest.raises(expected), db.begin_nested():
+        insert(db, None)
+    assert harness.tables_with_rows(db.connection()) == {}
