@@ -298,6 +298,24 @@ def check_server_answers(url: str | URL) -> None:
         ) from error
 
 
+def database_exists(url: str | URL) -> bool:
+    """Whether the database `url` names exists (in-memory SQLite always does)."""
+    url = make_url(url)
+    if is_memory_database(url):
+        return True
+    if url.get_backend_name() == "sqlite":
+        return Path(url.database or "").exists()
+    maintenance = _maintenance_engine(url)
+    try:
+        with maintenance.connect() as connection:
+            found = connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            )
+    finally:
+        maintenance.dispose()
+    return found is not None
+
+
 @contextmanager
 def created_database(url: str | URL) -> Iterator[URL]:
     """Create the database `url` names, yield its URL, drop it afterwards.
@@ -311,8 +329,9 @@ def created_database(url: str | URL) -> Iterator[URL]:
         yield url
     elif url.get_backend_name() == "sqlite":
         path = Path(url.database or "")
-        if path.exists():
-            raise FileExistsError(f"refusing to reuse {path}: the harness creates its own")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Exclusive creation: an existing file raises FileExistsError untouched.
+        path.touch(exist_ok=False)
         try:
             yield url
         finally:

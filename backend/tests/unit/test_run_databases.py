@@ -1,0 +1,205 @@
+"""The harness's databases: each run (and each xdist worker) writes only to its own.
+
+These run on whichever backend the suite runs on. On PostgreSQL the run
+creates `<configured>_<run id>[_<worker>]` beside the configured database and
+drops it at the end; in-memory SQLite needs nothing (every process has its
+own); a SQLite file gets the same suffixes, as sibling files.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.orm import Session
+
+from core.database import make_engine, same_database
+from core.models import Base, User
+from tests import harness
+from tests.factories import UserFactory
+
+XDIST_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+BACKEND_DIR = Path(harness.__file__).resolve().parents[1]
+ALREADY_EXISTS = {"postgresql": ProgrammingError, "sqlite": FileExistsError}
+
+
+@pytest.fixture
+def scratch_base(engine: Engine, tmp_path: Path) -> URL:
+    """Where scratch databases go: beside the run's own, or in tmp_path for in-memory SQLite."""
+    if harness.is_memory_database(engine.url):
+        return make_url(f"sqlite:///{tmp_path / 'scratch.db'}")
+    return engine.url
+
+
+def _scratch_url(base: URL, label: str) -> URL:
+    return harness.own_database_url(base, run=uuid.uuid4().hex[:8], worker=label)
+
+
+@pytest.fixture
+def outside_xdist(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process as a plain pytest run sees it, even when it is an xdist worker."""
+    for name in XDIST_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+class TestOwnDatabaseNames:
+    def test_a_server_database_is_suffixed_with_the_run_and_the_worker(self) -> None:
+        url = harness.own_database_url(
+            "postgresql+psycopg://postgres@db.local:5433/test", run="1a2b3c4d", worker="gw0"
+        )
+        assert url.render_as_string(hide_password=False) == (
+            "postgresql+psycopg://postgres@db.local:5433/test_1a2b3c4d_gw0"
+        )
+
+    @pytest.mark.usefixtures("outside_xdist")
+    def test_outside_xdist_the_run_id_alone(self) -> None:
+        url = harness.own_database_url("postgresql+psycopg://postgres@h/test", run="1a2b3c4d")
+        assert url.database == "test_1a2b3c4d"
+
+    def test_a_sqlite_file_gets_a_sibling_file(self) -> None:
+        url = harness.own_database_url("sqlite:////srv/t/tests.db", run="1a2b3c4d", worker="gw1")
+        assert url.database == "/srv/t/tests_1a2b3c4d_gw1.db"
+
+    def test_in_memory_sqlite_is_left_alone(self) -> None:
+        url = harness.own_database_url("sqlite://", run="1a2b3c4d", worker="gw1")
+        assert url == make_url("sqlite://")
+
+    def test_the_workers_of_one_run_share_its_id(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "0123456789abcdef0123456789abcdef")
+        assert harness.run_id() == "01234567"
+
+
+def test_the_engine_is_this_runs_own_database(engine: Engine) -> None:
+    configured = harness.test_database_url()
+    assert engine.url == harness.own_database_url(configured)
+    # In-memory SQLite compares as never the same: each process has its own.
+    assert not same_database(engine.url, configured)
+
+
+def test_creating_a_database_that_exists_fails_and_drops_nothing(scratch_base: URL) -> None:
+    url = _scratch_url(scratch_base, "exists")
+    with harness.created_database(url):
+        assert harness.database_exists(url)
+        with (
+            pytest.raises(ALREADY_EXISTS[url.get_backend_name()]),
+            harness.created_database(url),
+        ):
+            raise AssertionError("a second creation of the same database went through")
+        assert harness.database_exists(url), "the failed creation dropped a database"
+    assert not harness.database_exists(url)
+
+
+def test_equal_sequence_values_never_meet_across_worker_databases(scratch_base: URL) -> None:
+    # Every worker counts factory sequences from the same start, so two
+    # workers do make `user0@example.com`. Only a shared database would
+    # refuse the second one; each worker has a database of its own.
+    email = "user0@example.com"
+    run = uuid.uuid4().hex[:8]
+    urls = [harness.own_database_url(scratch_base, run=run, worker=w) for w in ("gw0", "gw1")]
+    with harness.created_database(urls[0]), harness.created_database(urls[1]):
+        engines = [make_engine(url) for url in urls]
+        try:
+            for engine in engines:
+                Base.metadata.create_all(engine)
+                with Session(engine) as session:
+                    UserFactory(_session=session, email=email)
+                    session.commit()
+            with Session(engines[0]) as shared, pytest.raises(IntegrityError):
+                UserFactory(_session=shared, email=email)
+        finally:
+            for engine in engines:
+                engine.dispose()
+
+
+def test_a_missing_server_stops_the_run_with_one_clear_message(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, outside_xdist: None
+) -> None:
+    # Port 1: nothing listens there, so the connection is refused at once.
+    monkeypatch.setenv("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/test")
+    pytester.makeconftest('pytest_plugins = ["tests.conftest"]')
+    pytester.makepyfile("def test_never_runs(db):\n    raise AssertionError('ran')\n")
+
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
+
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*No PostgreSQL server answers at 127.0.0.1:1*"])
+    assert "ran" not in result.stdout.str()
+
+
+INNER_TEST = """
+import os
+from pathlib import Path
+
+from tests import harness
+from tests.factories import UserFactory
+
+
+def test_record_my_database(engine, db):
+    # Every worker writes the same email and commits: no collision.
+    UserFactory(email="same@example.com")
+    db.commit()
+    assert harness.database_exists(engine.url)
+    record = Path(os.environ["RECORD_DIR"], os.environ["PYTEST_XDIST_WORKER"])
+    record.write_text(engine.url.render_as_string(hide_password=False))
+"""
+
+
+def test_each_xdist_worker_creates_its_own_database_and_drops_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, outside_xdist: None
+) -> None:
+    configured = harness.test_database_url()
+    if harness.is_memory_database(configured):
+        # Nothing to name in memory: a SQLite file shows the same lifecycle.
+        configured = f"sqlite:///{pytester.path / 'inner.db'}"
+    records = pytester.mkdir("records")
+    monkeypatch.setenv("TEST_DATABASE_URL", configured)
+    monkeypatch.setenv("RECORD_DIR", str(records))
+    monkeypatch.setenv("PYTHONPATH", str(BACKEND_DIR))
+    pytester.makeconftest('pytest_plugins = ["tests.conftest"]')
+    pytester.makepyfile(INNER_TEST)
+
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dist", "each", "--check-isolation", "-p", "no:cacheprovider", timeout=120
+    )
+
+    result.assert_outcomes(passed=2)
+    used = {w: make_url((records / w).read_text()) for w in ("gw0", "gw1")}
+    found = re.search(r"_([0-9a-f]{8})_gw0", used["gw0"].database or "")
+    assert found, used
+    expected = {w: harness.own_database_url(configured, run=found[1], worker=w) for w in used}
+    assert used == expected
+    assert not any(harness.database_exists(url) for url in used.values())
+
+
+class TestAbortedTransactions:
+    """On PostgreSQL an error aborts the whole transaction; SAVEPOINT contains it."""
+
+    def test_a_test_can_go_on_after_an_integrity_error(self, db: Session) -> None:
+        UserFactory(email="twice@example.com")
+        with pytest.raises(IntegrityError):
+            UserFactory(email="twice@example.com")
+        db.rollback()
+
+        UserFactory(email="twice@example.com")
+        assert db.scalar(select(func.count()).select_from(User)) == 1
+
+    def test_an_unhandled_failed_flush_does_not_poison_the_next_test(self, engine: Engine) -> None:
+        # Two tests in a row, as the `db` fixture runs them; the first leaves
+        # its failed flush unhandled (no rollback), as a careless test would.
+        with engine.connect() as connection, harness.isolated_session(connection) as first:
+            UserFactory(_session=first, email="twice@example.com")
+            with pytest.raises(IntegrityError):
+                UserFactory(_session=first, email="twice@example.com")
+
+        with engine.connect() as connection, harness.isolated_session(connection) as second:
+            assert second.scalar(select(func.count()).select_from(User)) == 0
+            UserFactory(_session=second, email="twice@example.com")
+            second.commit()
+            assert second.scalar(select(func.count()).select_from(User)) == 1
+
+        assert harness.leftover_rows(engine) == {}
