@@ -8,7 +8,11 @@ STAMP  := $(VENV)/.installed
 
 PYTEST_COV := --cov --cov-branch --cov-report=term-missing --cov-report=json:coverage.json
 
-.PHONY: help install run test lint clean revision schema-doc
+# The PostgreSQL server `make test-postgres` uses. The run never writes to
+# this database: it creates <name>_<run id>_<worker> beside it and drops it.
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: help install run test test-postgres test-isolation lint clean revision schema-doc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -28,6 +32,13 @@ test: $(STAMP) ## the whole suite, with coverage gates (models.py >= 97%, total 
 	$(BIN)/python -m pytest $(PYTEST_COV) $(PYTEST_ARGS)
 	$(BIN)/python -m coverage report --fail-under=90 > /dev/null || { echo "total coverage under 90%"; exit 1; }
 	$(BIN)/python -m coverage report --include='*/core/models.py' --fail-under=97
+
+test-postgres: $(STAMP) ## the same suite and gates on PostgreSQL (TEST_POSTGRES_URL)
+	TEST_DATABASE_URL='$(TEST_POSTGRES_URL)' $(MAKE) --no-print-directory test
+
+test-isolation: $(STAMP) ## the isolation sentinel over the whole suite in random order, SQLite then PostgreSQL
+	$(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
+	TEST_DATABASE_URL='$(TEST_POSTGRES_URL)' $(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy --strict over backend/
 	$(BIN)/ruff check backend

@@ -246,14 +246,24 @@ def own_database_url(
     `sqlite:///var/t.db` becomes `sqlite:///var/t_<run>_<worker>.db`. An
     in-memory SQLite URL is returned unchanged: every process has its own.
     """
-    url = make_url(configured)
+    tag = "_".join(part for part in (run or run_id(), worker or worker_id()) if part)
+    return sibling_database_url(configured, tag)
+
+
+def sibling_database_url(url: str | URL, label: str) -> URL:
+    """A database beside `url`'s, its name suffixed with `_label`.
+
+    For scratch databases next to the run's own (`engine.url`), e.g. for
+    migration tests: `created_database(sibling_database_url(engine.url, "up"))`.
+    In memory, "beside" is simply another in-memory database.
+    """
+    url = make_url(url)
     if is_memory_database(url):
         return url
-    tag = "_".join(part for part in (run or run_id(), worker or worker_id()) if part)
     if url.get_backend_name() == "sqlite":
         path = Path(url.database or "")
-        return url.set(database=str(path.with_name(f"{path.stem}_{tag}{path.suffix}")))
-    return url.set(database=f"{url.database}_{tag}")
+        return url.set(database=str(path.with_name(f"{path.stem}_{label}{path.suffix}")))
+    return url.set(database=f"{url.database}_{label}")
 
 
 class DatabaseServerError(RuntimeError):

@@ -37,7 +37,7 @@ def scratch_base(engine: Engine, tmp_path: Path) -> URL:
 
 
 def _scratch_url(base: URL, label: str) -> URL:
-    return harness.own_database_url(base, run=uuid.uuid4().hex[:8], worker=label)
+    return harness.sibling_database_url(base, f"{label}_{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
@@ -64,6 +64,11 @@ class TestOwnDatabaseNames:
     def test_a_sqlite_file_gets_a_sibling_file(self) -> None:
         url = harness.own_database_url("sqlite:////srv/t/tests.db", run="1a2b3c4d", worker="gw1")
         assert url.database == "/srv/t/tests_1a2b3c4d_gw1.db"
+
+    def test_a_sibling_shares_the_server_and_extends_the_name(self) -> None:
+        run_database = "postgresql+psycopg://postgres@h:5432/test_1a2b3c4d_gw0"
+        url = harness.sibling_database_url(run_database, "migrations")
+        assert (url.host, url.port, url.database) == ("h", 5432, "test_1a2b3c4d_gw0_migrations")
 
     def test_in_memory_sqlite_is_left_alone(self) -> None:
         url = harness.own_database_url("sqlite://", run="1a2b3c4d", worker="gw1")
@@ -100,7 +105,7 @@ def test_equal_sequence_values_never_meet_across_worker_databases(scratch_base: 
     # refuse the second one; each worker has a database of its own.
     email = "user0@example.com"
     run = uuid.uuid4().hex[:8]
-    urls = [harness.own_database_url(scratch_base, run=run, worker=w) for w in ("gw0", "gw1")]
+    urls = [harness.sibling_database_url(scratch_base, f"{run}_{w}") for w in ("gw0", "gw1")]
     with harness.created_database(urls[0]), harness.created_database(urls[1]):
         engines = [make_engine(url) for url in urls]
         try:
