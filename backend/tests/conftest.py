@@ -38,9 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    # Once, before xdist starts its workers: a missing server is one clear
-    # message, not an error per test.
-    if harness.worker_id() is None:
+    # Once, before xdist starts its workers (which have `workerinput`): a
+    # missing server is one clear message, not an error per test.
+    if not hasattr(session.config, "workerinput"):
         try:
             harness.check_server_answers(harness.test_database_url())
         except harness.DatabaseServerError as error:
@@ -48,12 +48,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
+def engine(pytestconfig: pytest.Config) -> Iterator[Engine]:
     try:
         harness.refuse_development_database(harness.test_database_url())
     except harness.DevelopmentDatabaseError as error:
         pytest.exit(str(error), returncode=4)
-    with harness.engine_for_run() as engine:
+    with harness.engine_for_run(harness.run_tag(pytestconfig)) as engine:
         yield engine
 
 

@@ -9,7 +9,7 @@ end, and its Session joins that transaction with
 
 On a database server (PostgreSQL) the run never uses the configured database
 itself: it creates one of its own beside it, one per xdist worker, and drops
-it at the end (`own_database_url`, `created_database`).
+it at the end (`run_tag`, `sibling_database_url`, `created_database`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import URL, make_url
@@ -217,17 +218,20 @@ def sqlite_savepoint_works(connection: Connection) -> bool:
 # Where CREATE/DROP DATABASE are issued from: every PostgreSQL server has it.
 MAINTENANCE_DATABASE = "postgres"
 CONNECT_TIMEOUT_SECONDS = 3
-_PROCESS_RUN_ID = uuid.uuid4().hex
 
 
-def worker_id() -> str | None:
-    """The xdist worker this process is (`gw0`, `gw1`, ...); None outside xdist."""
-    return os.environ.get("PYTEST_XDIST_WORKER")
+def run_tag(config: pytest.Config) -> str:
+    """What names this test session's database: `<run id>` or `<run id>_<xdist worker>`.
 
-
-def run_id() -> str:
-    """Eight hex digits naming this run: shared by all its xdist workers, new every run."""
-    return (os.environ.get("PYTEST_XDIST_TESTRUNUID") or _PROCESS_RUN_ID)[:8]
+    The run id is shared by the workers of one xdist run and new for every
+    run. It comes from the session's own config, not from the environment: a
+    pytester run inside a test (inside a worker, even) is a session of its
+    own and must get a database of its own.
+    """
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return uuid.uuid4().hex[:8]
+    return f"{str(workerinput['testrunuid'])[:8]}_{workerinput['workerid']}"
 
 
 def is_memory_database(url: str | URL) -> bool:
@@ -237,25 +241,14 @@ def is_memory_database(url: str | URL) -> bool:
     )
 
 
-def own_database_url(
-    configured: str | URL, *, run: str | None = None, worker: str | None = None
-) -> URL:
-    """The database this run (and worker) uses instead of the configured one.
-
-    `postgresql://host/test` becomes `postgresql://host/test_<run>_<worker>`,
-    `sqlite:///var/t.db` becomes `sqlite:///var/t_<run>_<worker>.db`. An
-    in-memory SQLite URL is returned unchanged: every process has its own.
-    """
-    tag = "_".join(part for part in (run or run_id(), worker or worker_id()) if part)
-    return sibling_database_url(configured, tag)
-
-
 def sibling_database_url(url: str | URL, label: str) -> URL:
     """A database beside `url`'s, its name suffixed with `_label`.
 
-    For scratch databases next to the run's own (`engine.url`), e.g. for
-    migration tests: `created_database(sibling_database_url(engine.url, "up"))`.
-    In memory, "beside" is simply another in-memory database.
+    `postgresql://host/test` becomes `postgresql://host/test_<label>`,
+    `sqlite:///var/t.db` becomes `sqlite:///var/t_<label>.db`; in memory,
+    "beside" is simply another in-memory database. The run's own database is
+    `sibling_database_url(<configured>, run_tag(config))`; scratch databases
+    for migration tests go beside it: `sibling_database_url(engine.url, "up")`.
     """
     url = make_url(url)
     if is_memory_database(url):
@@ -367,15 +360,15 @@ def created_database(url: str | URL) -> Iterator[URL]:
 
 
 @contextmanager
-def engine_for_run(configured: str | None = None) -> Iterator[Engine]:
+def engine_for_run(tag: str, configured: str | None = None) -> Iterator[Engine]:
     """An engine on this run's own test database, with the schema built once.
 
-    Its `url` is the database actually used: migration tests create scratch
-    databases beside it with `created_database(own_database_url(engine.url, ...))`.
+    Its `url` names the database actually used (`configured` suffixed with
+    `tag`; in-memory SQLite as it is).
     """
     configured = configured or test_database_url()
     refuse_development_database(configured)
-    with created_database(own_database_url(configured)) as url:
+    with created_database(sibling_database_url(configured, tag)) as url:
         engine = make_engine(url)
         try:
             Base.metadata.create_all(engine)

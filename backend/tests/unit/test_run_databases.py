@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from typing import cast
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -23,7 +24,6 @@ from core.models import Base, User
 from tests import harness
 from tests.factories import UserFactory
 
-XDIST_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 BACKEND_DIR = Path(harness.__file__).resolve().parents[1]
 ALREADY_EXISTS = {"postgresql": ProgrammingError, "sqlite": FileExistsError}
 
@@ -40,50 +40,53 @@ def _scratch_url(base: URL, label: str) -> URL:
     return harness.sibling_database_url(base, f"{label}_{uuid.uuid4().hex[:8]}")
 
 
-@pytest.fixture
-def outside_xdist(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This process as a plain pytest run sees it, even when it is an xdist worker."""
-    for name in XDIST_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+class _WorkerConfig:
+    """What xdist gives a worker's config (`pytest.Config.workerinput`)."""
+
+    workerinput = {"workerid": "gw3", "testrunuid": "0123456789abcdef0123456789abcdef"}
 
 
-class TestOwnDatabaseNames:
-    def test_a_server_database_is_suffixed_with_the_run_and_the_worker(self) -> None:
-        url = harness.own_database_url(
-            "postgresql+psycopg://postgres@db.local:5433/test", run="1a2b3c4d", worker="gw0"
+class TestDatabaseNames:
+    def test_a_server_database_gets_a_suffixed_sibling(self) -> None:
+        url = harness.sibling_database_url(
+            "postgresql+psycopg://postgres@db.local:5433/test", "1a2b3c4d_gw0"
         )
         assert url.render_as_string(hide_password=False) == (
             "postgresql+psycopg://postgres@db.local:5433/test_1a2b3c4d_gw0"
         )
 
-    @pytest.mark.usefixtures("outside_xdist")
-    def test_outside_xdist_the_run_id_alone(self) -> None:
-        url = harness.own_database_url("postgresql+psycopg://postgres@h/test", run="1a2b3c4d")
-        assert url.database == "test_1a2b3c4d"
-
     def test_a_sqlite_file_gets_a_sibling_file(self) -> None:
-        url = harness.own_database_url("sqlite:////srv/t/tests.db", run="1a2b3c4d", worker="gw1")
+        url = harness.sibling_database_url("sqlite:////srv/t/tests.db", "1a2b3c4d_gw1")
         assert url.database == "/srv/t/tests_1a2b3c4d_gw1.db"
 
-    def test_a_sibling_shares_the_server_and_extends_the_name(self) -> None:
-        run_database = "postgresql+psycopg://postgres@h:5432/test_1a2b3c4d_gw0"
-        url = harness.sibling_database_url(run_database, "migrations")
-        assert (url.host, url.port, url.database) == ("h", 5432, "test_1a2b3c4d_gw0_migrations")
-
     def test_in_memory_sqlite_is_left_alone(self) -> None:
-        url = harness.own_database_url("sqlite://", run="1a2b3c4d", worker="gw1")
-        assert url == make_url("sqlite://")
+        assert harness.sibling_database_url("sqlite://", "1a2b3c4d_gw1") == make_url("sqlite://")
 
-    def test_the_workers_of_one_run_share_its_id(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "0123456789abcdef0123456789abcdef")
-        assert harness.run_id() == "01234567"
+    def test_an_xdist_worker_is_tagged_with_the_run_it_shares_and_its_name(self) -> None:
+        config = cast(pytest.Config, _WorkerConfig())
+        assert harness.run_tag(config) == "01234567_gw3"
+
+    def test_every_other_session_gets_a_new_run_id(self) -> None:
+        # A session that is not an xdist worker: this one, when run serially,
+        # or a pytester run inside a test, which must not reuse the outer
+        # session's database.
+        config = cast(pytest.Config, object())
+        tags = {harness.run_tag(config) for _ in range(3)}
+        assert len(tags) == 3
+        assert all(re.fullmatch(r"[0-9a-f]{8}", tag) for tag in tags)
 
 
 def test_the_engine_is_this_runs_own_database(engine: Engine) -> None:
-    configured = harness.test_database_url()
-    assert engine.url == harness.own_database_url(configured)
-    # In-memory SQLite compares as never the same: each process has its own.
+    configured = make_url(harness.test_database_url())
+    if harness.is_memory_database(configured):
+        # Nothing to name: each process has a memory database of its own.
+        assert engine.url == configured
+        return
+    configured_name = Path(configured.database or "").stem
+    own_name = Path(engine.url.database or "").stem
+    assert re.fullmatch(rf"{re.escape(configured_name)}_[0-9a-f]{{8}}(_gw\d+)?", own_name)
     assert not same_database(engine.url, configured)
+    assert harness.database_exists(engine.url)
 
 
 def test_creating_a_database_that_exists_fails_and_drops_nothing(scratch_base: URL) -> None:
@@ -122,7 +125,7 @@ def test_equal_sequence_values_never_meet_across_worker_databases(scratch_base: 
 
 
 def test_a_missing_server_stops_the_run_with_one_clear_message(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, outside_xdist: None
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Port 1: nothing listens there, so the connection is refused at once.
     monkeypatch.setenv("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/test")
@@ -139,6 +142,7 @@ def test_a_missing_server_stops_the_run_with_one_clear_message(
 INNER_TEST = """
 import os
 from pathlib import Path
+from typing import cast
 
 from tests import harness
 from tests.factories import UserFactory
@@ -155,7 +159,7 @@ def test_record_my_database(engine, db):
 
 
 def test_each_xdist_worker_creates_its_own_database_and_drops_it(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, outside_xdist: None
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     configured = harness.test_database_url()
     if harness.is_memory_database(configured):
@@ -176,7 +180,7 @@ def test_each_xdist_worker_creates_its_own_database_and_drops_it(
     used = {w: make_url((records / w).read_text()) for w in ("gw0", "gw1")}
     found = re.search(r"_([0-9a-f]{8})_gw0", used["gw0"].database or "")
     assert found, used
-    expected = {w: harness.own_database_url(configured, run=found[1], worker=w) for w in used}
+    expected = {w: harness.sibling_database_url(configured, f"{found[1]}_{w}") for w in used}
     assert used == expected
     assert not any(harness.database_exists(url) for url in used.values())
 
