@@ -33,8 +33,8 @@ test: $(STAMP) ## the whole suite, with coverage gates (models.py >= 97%, total 
 	$(BIN)/python -m coverage report --fail-under=90 > /dev/null || { echo "total coverage under 90%"; exit 1; }
 	$(BIN)/python -m coverage report --include='*/core/models.py' --fail-under=97
 
-test-postgres: $(STAMP) ## the same suite and gates on PostgreSQL (TEST_POSTGRES_URL)
-	TEST_DATABASE_URL='$(TEST_POSTGRES_URL)' $(MAKE) --no-print-directory test
+test-postgres: $(STAMP) ## the same suite on PostgreSQL (TEST_POSTGRES_URL), in a database of its own
+	TEST_DATABASE_URL='$(TEST_POSTGRES_URL)' $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-isolation: $(STAMP) ## the isolation sentinel over the whole suite in random order, SQLite then PostgreSQL
 	$(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
