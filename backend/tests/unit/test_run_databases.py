@@ -190,7 +190,7 @@ def test_each_xdist_worker_creates_its_own_database_and_drops_it(
     pytester.makeconftest('pytest_plugins = ["tests.conftest"]')
     pytester.makepyfile(INNER_TEST)
 
-    result = pytester.runpytest_subprocess(*XDIST_RUN, timeout=120)
+    result = pytester.runpytest_inprocess(*XDIST_RUN)
 
     result.assert_outcomes(passed=2)
     used = {w: make_url((records / w).read_text()) for w in ("gw0", "gw1")}
