@@ -288,9 +288,9 @@ def check_server_answers(url: str | URL) -> None:
         engine.dispose()
     except ModuleNotFoundError as error:
         raise DatabaseServerError(
-            f"{TEST_DATABASE_URL_ENV} asks for {url.drivername}, whose driver is not "
-            f"installed ({error.name}): run `make install`, which installs the "
-            "`postgres` extra."
+            f"{TEST_DATABASE_URL_ENV} asks for {url.drivername}, whose driver "
+            f"({error.name}) is not installed. `make install` installs psycopg: use "
+            "a postgresql+psycopg:// URL."
         ) from error
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
