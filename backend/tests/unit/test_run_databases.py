@@ -141,6 +141,15 @@ def test_a_missing_server_stops_the_run_with_one_clear_message(
     assert not (pytester.path / "test_ran").exists()
 
 
+def test_a_missing_driver_is_named_with_the_scheme_to_use_instead() -> None:
+    with pytest.raises(harness.DatabaseServerError, match=r"\(pg8000\) is not installed"):
+        harness.check_server_answers("postgresql+pg8000://postgres@127.0.0.1/test")
+
+
+def test_sqlite_has_no_server_to_wait_for() -> None:
+    harness.check_server_answers("sqlite:///no/such/folder/t.db")
+
+
 INNER_TEST = """
 import os
 from pathlib import Path
