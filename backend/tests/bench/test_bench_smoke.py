@@ -1,0 +1,114 @@
+"""`make bench` works: a tiny run produces every result row and valid JSON.
+
+Runs `python -m bench` as `make bench` does, in a subprocess, with a few
+tests and rows. Nothing here looks at how long anything took.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests import harness
+
+ROOT = Path(__file__).resolve().parents[3]
+TINY = ["--tests", "2", "--warmup", "0", "--rows", "20", "--tables", "24", "--budget", "0"]
+
+SQLITE_STRATEGIES = {
+    "floor (no isolation)",
+    "harness (savepoint)",
+    "new temp file + create_all",
+    "new :memory: + create_all",
+    "DELETE every table",
+}
+POSTGRES_STRATEGIES = {
+    "floor (no isolation)",
+    "harness (savepoint)",
+    "DELETE every table",
+    "TRUNCATE every table",
+    "clone template database",
+}
+PATHS = {
+    "ORM unit of work (add_all + flush)",
+    "ORM bulk insert (execute(insert(), rows))",
+    "raw driver executemany",
+}
+
+
+def run_bench(
+    output: Path, *options: str, env: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Run the benchmark; its printed output and the one JSON file it wrote."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", *TINY, "--output-dir", str(output), *options],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "backend"), **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    written = list(output.glob("bench-*.json"))
+    assert len(written) == 1, written
+    return done.stdout, json.loads(written[0].read_text())
+
+
+def isolation_cases(document: dict[str, Any], backend: str) -> set[tuple[int, str]]:
+    return {
+        (row["tables"], row["strategy"])
+        for row in document["isolation"]
+        if row["backend"] == backend
+    }
+
+
+def test_quick_run_reports_every_sqlite_row_and_skips_absent_postgres(tmp_path: Path) -> None:
+    # Port 9 (discard) on loopback: no PostgreSQL server answers there.
+    nowhere = "postgresql+psycopg://postgres@127.0.0.1:9/postgres"
+    stdout, document = run_bench(tmp_path, env={"BENCH_POSTGRES_URL": nowhere})
+
+    skipped = [line for line in stdout.splitlines() if line.startswith("PostgreSQL: skipped")]
+    assert len(skipped) == 1, stdout
+    assert "no PostgreSQL server answers at postgresql+psycopg://postgres@127.0.0.1:9" in skipped[0]
+    assert isolation_cases(document, "sqlite") == {
+        (tables, strategy) for tables in (17, 24) for strategy in SQLITE_STRATEGIES
+    }
+    assert isolation_cases(document, "postgresql") == set()
+    for row in document["isolation"]:
+        assert row["tests"] == 2
+        assert 0 < row["median_ms"] <= row["p95_ms"]
+        assert row["over_floor_ms"] is not None
+        assert row["times_harness"] is not None
+    assert {(t["backend"], t["path"]) for t in document["throughput"]} == {
+        ("sqlite", path) for path in PATHS
+    }
+    assert all(t["rows"] == 20 and t["rows_per_second"] > 0 for t in document["throughput"])
+    assert document["suites"] == []  # --quick never times the suites
+    verdicts = {t["name"]: t["met"] for t in document["targets"]}
+    assert verdicts["sqlite: harness overhead above floor"] in (True, False)
+    assert verdicts["postgresql: harness overhead above floor"] is None  # not measured
+    assert document["meta"]["postgres_skipped"].startswith("no PostgreSQL server answers")
+
+
+def test_quick_run_on_postgresql_reports_every_row(tmp_path: Path) -> None:
+    url = make_url(harness.test_database_url())
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("needs PostgreSQL: run with TEST_DATABASE_URL=postgresql+psycopg://...")
+    stdout, document = run_bench(
+        tmp_path, env={"BENCH_POSTGRES_URL": url.render_as_string(hide_password=False)}
+    )
+
+    assert "PostgreSQL: skipped" not in stdout
+    assert isolation_cases(document, "postgresql") == {
+        (tables, strategy) for tables in (17, 24) for strategy in POSTGRES_STRATEGIES
+    }
+    assert {(t["backend"], t["path"]) for t in document["throughput"]} >= {
+        ("postgresql", path) for path in PATHS
+    }

@@ -1,0 +1,186 @@
+"""`python -m bench`: run every benchmark, print the tables, write the JSON.
+
+Needs `backend` on the import path (`make bench` sets PYTHONPATH), because
+the harness and the factories live in the `tests` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+
+from bench.isolation import measure, postgres_strategies, sqlite_strategies
+from bench.postgres import PostgresServer, connect_postgres
+from bench.report import (
+    IsolationRow,
+    isolation_rows,
+    isolation_table,
+    suites_table,
+    targets,
+    targets_table,
+    throughput_table,
+)
+from bench.schema import Schema, grown_schema, real_schema
+from bench.suites import SuiteTime, time_suites
+from bench.throughput import Throughput, measure_throughput
+
+RESULTS = Path(__file__).resolve().parent / "results"
+QUICK_ENV = "BENCH_QUICK"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    quick_default = os.environ.get(QUICK_ENV, "") not in ("", "0")
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=quick_default,
+        help=f"a short smoke run: few tests and rows, no suite timings (or {QUICK_ENV}=1)",
+    )
+    parser.add_argument("--tests", type=int, help="tests per strategy (default 200; quick 10)")
+    parser.add_argument("--rows", type=int, help="rows per write path (default 10000; quick 500)")
+    parser.add_argument("--repeats", type=int, help="runs per write path (default 3; quick 1)")
+    parser.add_argument(
+        "--tables", type=int, default=150, help="tables in the grown schema (default 150)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=45.0,
+        help="seconds of tests after which a slow strategy stops early (default 45; 0: none)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed tests per strategy first (default 3)"
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL parts")
+    parser.add_argument("--no-suites", action="store_true", help="skip timing the test suites")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS, help="where the JSON goes")
+    args = parser.parse_args(argv)
+    args.tests = args.tests or (10 if args.quick else 200)
+    args.rows = args.rows or (500 if args.quick else 10_000)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.no_suites = args.no_suites or args.quick
+    return args
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def run_isolation(args: argparse.Namespace, server: PostgresServer | None) -> list[IsolationRow]:
+    rows: list[IsolationRow] = []
+    schemas: list[Schema] = [real_schema(), grown_schema(args.tables)]
+    backends = [("sqlite", sqlite_strategies())]
+    if server is not None:
+        backends.append(("postgresql", postgres_strategies(server)))
+    for backend, strategies in backends:
+        # Both schemas in one run, so that they share the machine's moods.
+        cases = [(schema, strategy) for schema in schemas for strategy in strategies]
+        progress(f"isolation: {backend}, {len(cases)} (schema, strategy) cases")
+        samples = measure(cases, args.tests, budget_seconds=args.budget or None, warmup=args.warmup)
+        for schema in schemas:
+            by_name = {
+                strategy.name: taken
+                for (case_schema, strategy), taken in zip(cases, samples, strict=True)
+                if case_schema is schema
+            }
+            rows += isolation_rows(backend, schema.label, len(schema.tables), by_name)
+    return rows
+
+
+def run_throughput(
+    args: argparse.Namespace, server: PostgresServer | None
+) -> dict[str, list[Throughput]]:
+    results = {}
+    progress(f"throughput: sqlite, {args.rows:,} rows x 3 paths")
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as directory:
+        results["sqlite"] = measure_throughput(
+            f"sqlite:///{directory}/throughput.db", args.rows, args.repeats
+        )
+    if server is not None:
+        progress(f"throughput: postgresql, {args.rows:,} rows x 3 paths")
+        with server.scratch_database("throughput") as name:
+            results["postgresql"] = measure_throughput(server.url(name), args.rows, args.repeats)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    server, postgres_skipped = (None, "--no-postgres") if args.no_postgres else connect_postgres()
+    if server is None:
+        print(f"PostgreSQL: skipped ({postgres_skipped})", flush=True)
+    try:
+        isolation = run_isolation(args, server)
+        throughput = run_throughput(args, server)
+    finally:
+        if server is not None:
+            server.dispose()
+    suites: list[SuiteTime] = []
+    if not args.no_suites:
+        progress("suites: make test, then each suite on its own")
+        suites = time_suites()
+    found = targets(isolation, throughput)
+
+    print("\nIsolation, per test (same body: 7 factory inserts, 2 selects, 1 commit)\n")
+    print(isolation_table(isolation))
+    print(f"\nWrite throughput, AgentExecution rows (median of {args.repeats})\n")
+    print(throughput_table(throughput))
+    if suites:
+        print("\nTest suites, wall time\n")
+        print(suites_table(suites))
+    print("\nTargets (reported, never asserted)\n")
+    print(targets_table(found))
+
+    document = {
+        "meta": _meta(args, postgres_skipped, time.perf_counter() - started),
+        "isolation": [asdict(row) for row in isolation],
+        "throughput": [
+            {**asdict(t), "backend": backend, "rows_per_second": t.rows_per_second}
+            for backend, measured in throughput.items()
+            for t in measured
+        ],
+        "suites": [asdict(suite) for suite in suites],
+        "targets": [{**asdict(t), "met": t.met} for t in found],
+    }
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = args.output_dir / f"bench-{stamp}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nResults written to {path}")
+    return 0
+
+
+def _meta(args: argparse.Namespace, postgres_skipped: str, seconds: float) -> dict[str, Any]:
+    return {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+        "quick": args.quick,
+        "tests_per_strategy": args.tests,
+        "warmup": args.warmup,
+        "budget_seconds": args.budget,
+        "rows": args.rows,
+        "repeats": args.repeats,
+        "grown_tables": args.tables,
+        "postgres_skipped": postgres_skipped or None,
+        "python": platform.python_version(),
+        "sqlalchemy": sqlalchemy.__version__,
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

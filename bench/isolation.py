@@ -1,0 +1,284 @@
+"""Per-test isolation strategies, each running the same test body.
+
+A strategy is a context manager that prepares what it shares between tests
+(an engine, a schema, a template) and yields `run_test`: one whole test,
+from isolation set-up to clean-up, around `test_body`. The harness strategy
+calls the project's own `isolated_session` and `bind_session`, exactly as the
+`db` fixture does; it is the real thing, not a copy.
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from bench.postgres import PostgresServer
+from bench.schema import Schema
+from core.database import make_engine
+from core.models import AgentExecution, AgentRegistry
+from tests.factories import (
+    AgentExecutionFactory,
+    AgentFactory,
+    AgentFeedbackFactory,
+    UserFactory,
+    WorkspaceFactory,
+    bind_session,
+)
+from tests.harness import isolated_session
+
+RunTest = Callable[[], None]
+StrategyFactory = Callable[[Schema], AbstractContextManager[RunTest]]
+SharedDatabaseStrategy = Callable[[str | URL, Schema], AbstractContextManager[RunTest]]
+
+# Both strategies share an engine on an in-memory SQLite database, as the
+# suite's default `TEST_DATABASE_URL` does.
+SQLITE_MEMORY = "sqlite://"
+
+
+def test_body(session: Session) -> None:
+    """A typical ORM test: 7 inserts through the factories, 2 selects, 1 commit."""
+    owner = UserFactory()
+    workspace = WorkspaceFactory()
+    agent = AgentFactory(owner=owner, workspace=workspace)
+    for _ in range(3):
+        AgentExecutionFactory(agent=agent)
+    AgentFeedbackFactory(agent=agent, user=owner)
+    runs = session.scalar(
+        select(func.count()).select_from(AgentExecution).where(AgentExecution.agent_id == agent.id)
+    )
+    found = session.scalars(select(AgentRegistry).where(AgentRegistry.name == agent.name)).one()
+    if runs != 3 or found is not agent:
+        raise RuntimeError(f"the test body saw {runs} runs and agent {found!r}")
+    session.commit()
+
+
+def _body_in_new_session(engine: Engine) -> None:
+    with Session(engine) as session, bind_session(session):
+        test_body(session)
+
+
+# --------------------------------------------------------------------------
+# Strategies that share one database (SQLite in memory, or a PostgreSQL URL)
+# --------------------------------------------------------------------------
+
+
+@contextmanager
+def _schema_once(url: str | URL, schema: Schema) -> Iterator[Engine]:
+    engine = make_engine(url)
+    try:
+        schema.create_all(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def floor(url: str | URL, schema: Schema) -> Iterator[RunTest]:
+    """No isolation at all: rows pile up. The cost of the body alone."""
+    with _schema_once(url, schema) as engine:
+        yield lambda: _body_in_new_session(engine)
+
+
+@contextmanager
+def harness(url: str | URL, schema: Schema) -> Iterator[RunTest]:
+    """The project's harness: schema once, outer transaction, savepoint session."""
+    with _schema_once(url, schema) as engine:
+
+        def run_test() -> None:
+            # The `db` fixture of backend/tests/conftest.py, call for call.
+            with (
+                engine.connect() as connection,
+                isolated_session(connection) as session,
+                bind_session(session),
+            ):
+                test_body(session)
+
+        yield run_test
+
+
+@contextmanager
+def delete_all(url: str | URL, schema: Schema) -> Iterator[RunTest]:
+    """Schema once; DELETE FROM every table, children first, after each test."""
+    with _schema_once(url, schema) as engine:
+        deletes = [table.delete() for table in reversed(schema.tables)]
+
+        def run_test() -> None:
+            _body_in_new_session(engine)
+            with engine.begin() as connection:
+                for statement in deletes:
+                    connection.execute(statement)
+
+        yield run_test
+
+
+@contextmanager
+def truncate_all(url: str | URL, schema: Schema) -> Iterator[RunTest]:
+    """Schema once; one TRUNCATE of every table after each test (PostgreSQL)."""
+    with _schema_once(url, schema) as engine:
+        quote = engine.dialect.identifier_preparer.format_table
+        names = ", ".join(quote(table) for table in schema.tables)
+        truncate = text(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+
+        def run_test() -> None:
+            _body_in_new_session(engine)
+            with engine.begin() as connection:
+                connection.execute(truncate)
+
+        yield run_test
+
+
+# --------------------------------------------------------------------------
+# Strategies that build a new database for every test
+# --------------------------------------------------------------------------
+
+
+@contextmanager
+def new_sqlite_file(schema: Schema) -> Iterator[RunTest]:
+    """A new temporary SQLite file and create_all per test (the seed project's way)."""
+    with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as directory:
+        path = Path(directory) / "test.db"
+
+        def run_test() -> None:
+            engine = make_engine(f"sqlite:///{path}")
+            try:
+                schema.create_all(engine)
+                _body_in_new_session(engine)
+            finally:
+                engine.dispose()
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+        yield run_test
+
+
+@contextmanager
+def new_sqlite_memory(schema: Schema) -> Iterator[RunTest]:
+    """A new in-memory SQLite database and create_all per test."""
+
+    def run_test() -> None:
+        engine = make_engine(SQLITE_MEMORY)
+        try:
+            schema.create_all(engine)
+            _body_in_new_session(engine)
+        finally:
+            engine.dispose()
+
+    yield run_test
+
+
+@contextmanager
+def template_clone(server: PostgresServer, schema: Schema) -> Iterator[RunTest]:
+    """CREATE DATABASE ... TEMPLATE per test, dropped afterwards (PostgreSQL)."""
+    with server.scratch_database("template") as template:
+        builder = make_engine(server.url(template))
+        schema.create_all(builder)
+        # A template must have no open connections while it is copied.
+        builder.dispose()
+
+        def run_test() -> None:
+            with server.scratch_database("clone", template=template) as clone:
+                engine = make_engine(server.url(clone))
+                try:
+                    _body_in_new_session(engine)
+                finally:
+                    engine.dispose()
+
+        yield run_test
+
+
+# --------------------------------------------------------------------------
+# Running them
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    open: StrategyFactory
+
+
+def sqlite_strategies() -> list[Strategy]:
+    return [
+        Strategy("floor (no isolation)", lambda s: floor(SQLITE_MEMORY, s)),
+        Strategy("harness (savepoint)", lambda s: harness(SQLITE_MEMORY, s)),
+        Strategy("new temp file + create_all", new_sqlite_file),
+        Strategy("new :memory: + create_all", new_sqlite_memory),
+        Strategy("DELETE every table", lambda s: delete_all(SQLITE_MEMORY, s)),
+    ]
+
+
+def postgres_strategies(server: PostgresServer) -> list[Strategy]:
+    def scratch(shared: SharedDatabaseStrategy) -> StrategyFactory:
+        return lambda schema: _on_scratch_database(server, shared, schema)
+
+    return [
+        Strategy("floor (no isolation)", scratch(floor)),
+        Strategy("harness (savepoint)", scratch(harness)),
+        Strategy("DELETE every table", scratch(delete_all)),
+        Strategy("TRUNCATE every table", scratch(truncate_all)),
+        Strategy("clone template database", lambda schema: template_clone(server, schema)),
+    ]
+
+
+@contextmanager
+def _on_scratch_database(
+    server: PostgresServer, shared: SharedDatabaseStrategy, schema: Schema
+) -> Iterator[RunTest]:
+    # Each strategy gets a database of its own: the floor's leftover rows
+    # must not land in another strategy's tables.
+    with server.scratch_database("shared") as name, shared(server.url(name), schema) as run_test:
+        yield run_test
+
+
+@dataclass
+class Samples:
+    """Per-test times of one strategy, in nanoseconds."""
+
+    wall: list[int] = field(default_factory=list)
+    cpu: list[int] = field(default_factory=list)  # this process only, not the server
+
+
+def measure(
+    cases: list[tuple[Schema, Strategy]],
+    tests: int,
+    *,
+    budget_seconds: float | None = None,
+    warmup: int = 3,
+    block: int = 10,
+) -> list[Samples]:
+    """Time `tests` whole tests of each (schema, strategy) case.
+
+    The cases take turns in blocks of `block` tests, so that a burst of load
+    from elsewhere on the machine falls on all of them, not on one. A case
+    whose tests have used up `budget_seconds` stops early (after at least one
+    block), so that one slow strategy cannot stretch the run.
+    """
+    samples = [Samples() for _ in cases]
+    with ExitStack() as stack:
+        runners = [stack.enter_context(strategy.open(schema)) for schema, strategy in cases]
+        for run_test in runners:
+            for _ in range(warmup):
+                run_test()
+        gc.collect()
+        active = set(range(len(cases)))
+        while active:
+            for index in sorted(active):
+                run_test, taken = runners[index], samples[index]
+                for _ in range(min(block, tests - len(taken.wall))):
+                    wall, cpu = time.perf_counter_ns(), time.process_time_ns()
+                    run_test()
+                    taken.cpu.append(time.process_time_ns() - cpu)
+                    taken.wall.append(time.perf_counter_ns() - wall)
+                spent = sum(taken.wall) / 1e9
+                if len(taken.wall) >= tests or (budget_seconds and spent >= budget_seconds):
+                    active.remove(index)
+    return samples

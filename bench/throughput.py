@@ -1,0 +1,173 @@
+"""Write throughput: the same AgentExecution rows through three paths.
+
+- ORM unit of work: construct objects, `add_all`, `flush`, commit;
+- ORM bulk insert: `session.execute(insert(AgentExecution), rows)`, commit;
+  the path this project recommends for bulk writes;
+- the raw driver: `cursor.executemany` with a hand-written INSERT, commit.
+
+Each path starts from the same list of dicts of Python values and ends with
+the rows committed; converting values for the driver is part of its cost.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from core.database import Base, make_engine
+from core.models import AgentExecution, AgentRegistry, ExecutionStatus
+
+Row = dict[str, Any]
+InsertPath = Callable[[Engine, list[Row]], None]
+
+# Every column the rows set explicitly; the others are nullable and left NULL.
+COLUMNS = (
+    "id",
+    "agent_id",
+    "status",
+    "input_summary",
+    "triggered_by",
+    "started_at",
+    "duration_seconds",
+)
+
+
+@dataclass(frozen=True)
+class Throughput:
+    path: str
+    rows: int
+    seconds: float  # median over the repeats
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds
+
+
+def make_rows(count: int, agent_id: str) -> list[Row]:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "agent_id": agent_id,
+            "status": ExecutionStatus.COMPLETED,
+            "input_summary": f"scheduled run {n}",
+            "triggered_by": "schedule",
+            "started_at": start + timedelta(seconds=n),
+            "duration_seconds": 1.5,
+        }
+        for n in range(count)
+    ]
+
+
+def orm_unit_of_work(engine: Engine, rows: list[Row]) -> None:
+    with Session(engine) as session:
+        session.add_all([AgentExecution(**row) for row in rows])
+        session.flush()
+        session.commit()
+
+
+def orm_bulk_insert(engine: Engine, rows: list[Row]) -> None:
+    with Session(engine) as session:
+        session.execute(insert(AgentExecution), rows)
+        session.commit()
+
+
+def raw_executemany(engine: Engine, rows: list[Row]) -> None:
+    sqlite = engine.dialect.name == "sqlite"
+    marker = "?" if sqlite else "%s"
+    sql = (
+        f"INSERT INTO {AgentExecution.__tablename__} ({', '.join(COLUMNS)}) "
+        f"VALUES ({', '.join([marker] * len(COLUMNS))})"
+    )
+    pooled = engine.raw_connection()
+    try:
+        driver: Any = pooled.driver_connection
+        cursor = driver.cursor()
+        if sqlite:
+            # Stored as SQLAlchemy stores them: naive UTC text.
+            values = [
+                (*_leading(row), row["started_at"].strftime("%Y-%m-%d %H:%M:%S.%f"), 1.5)
+                for row in rows
+            ]
+            # make_engine turns the driver's implicit transactions off.
+            cursor.execute("BEGIN")
+            cursor.executemany(sql, values)
+            cursor.execute("COMMIT")
+        else:
+            values = [(*_leading(row), row["started_at"], 1.5) for row in rows]
+            cursor.executemany(sql, values)
+            driver.commit()
+        cursor.close()
+    finally:
+        pooled.close()
+
+
+def _leading(row: Row) -> tuple[Any, ...]:
+    return (
+        row["id"],
+        row["agent_id"],
+        row["status"].value,
+        row["input_summary"],
+        row["triggered_by"],
+    )
+
+
+PATHS: dict[str, InsertPath] = {
+    "ORM unit of work (add_all + flush)": orm_unit_of_work,
+    "ORM bulk insert (execute(insert(), rows))": orm_bulk_insert,
+    "raw driver executemany": raw_executemany,
+}
+RAW_PATH = "raw driver executemany"
+RECOMMENDED_PATH = "ORM bulk insert (execute(insert(), rows))"
+
+
+@contextmanager
+def _fresh_schema(url: str | URL) -> Iterator[tuple[Engine, str]]:
+    engine = make_engine(url)
+    try:
+        Base.metadata.create_all(engine)
+        with Session(engine) as session:
+            agent = AgentRegistry(
+                name="throughput", category="bench", module_path="bench", class_name="Bench"
+            )
+            session.add(agent)
+            session.commit()
+            agent_id = agent.id
+        yield engine, agent_id
+    finally:
+        engine.dispose()
+
+
+def measure_throughput(url: str | URL, rows: int, repeats: int) -> list[Throughput]:
+    """Each path `repeats` times into an emptied table; the median run counts."""
+    results = []
+    with _fresh_schema(url) as (engine, agent_id):
+        data = make_rows(rows, agent_id)
+        for name, path in PATHS.items():
+            runs = []
+            for _ in range(repeats):
+                with engine.begin() as connection:
+                    connection.execute(delete(AgentExecution))
+                start = time.perf_counter()
+                path(engine, data)
+                runs.append(time.perf_counter() - start)
+                _check_count(engine, rows)
+            results.append(Throughput(name, rows, statistics.median(runs)))
+    return results
+
+
+def _check_count(engine: Engine, expected: int) -> None:
+    with engine.connect() as connection:
+        written = connection.scalar(select(func.count()).select_from(AgentExecution))
+    if written != expected:
+        raise RuntimeError(f"expected {expected} rows in agent_executions, found {written}")
