@@ -57,11 +57,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--budget",
         type=float,
-        default=45.0,
-        help="seconds of tests after which a slow strategy stops early (default 45; 0: none)",
+        default=30.0,
+        help="seconds of tests after which a slow strategy stops early (default 30; 0: none)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=3, help="untimed tests per strategy first (default 3)"
+        "--warmup", type=int, default=2, help="untimed tests per strategy first (default 2)"
     )
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL parts")
     parser.add_argument("--no-suites", action="store_true", help="skip timing the test suites")

@@ -103,6 +103,7 @@ def harness(url: str | URL, schema: Schema) -> Iterator[RunTest]:
                 test_body(session)
 
         yield run_test
+        _check_empty(engine, schema)
 
 
 @contextmanager
@@ -118,6 +119,7 @@ def delete_all(url: str | URL, schema: Schema) -> Iterator[RunTest]:
                     connection.execute(statement)
 
         yield run_test
+        _check_empty(engine, schema)
 
 
 @contextmanager
@@ -134,6 +136,16 @@ def truncate_all(url: str | URL, schema: Schema) -> Iterator[RunTest]:
                 connection.execute(truncate)
 
         yield run_test
+        _check_empty(engine, schema)
+
+
+def _check_empty(engine: Engine, schema: Schema) -> None:
+    # A strategy that leaks rows is not an isolation strategy: its timings
+    # would be meaningless, so say so instead of printing them.
+    with engine.connect() as connection:
+        for table in schema.tables:
+            if connection.scalar(select(func.count()).select_from(table)):
+                raise RuntimeError(f"isolation broken: rows left in {table.name}")
 
 
 # --------------------------------------------------------------------------
@@ -252,7 +264,7 @@ def measure(
     tests: int,
     *,
     budget_seconds: float | None = None,
-    warmup: int = 3,
+    warmup: int = 2,
     block: int = 10,
 ) -> list[Samples]:
     """Time `tests` whole tests of each (schema, strategy) case.
