@@ -33,15 +33,14 @@ from tests.factories import (
     WorkspaceFactory,
     bind_session,
 )
-from tests.harness import isolated_session
+from tests.harness import DEFAULT_TEST_DATABASE_URL, isolated_session
 
 RunTest = Callable[[], None]
 StrategyFactory = Callable[[Schema], AbstractContextManager[RunTest]]
 SharedDatabaseStrategy = Callable[[str | URL, Schema], AbstractContextManager[RunTest]]
 
-# Both strategies share an engine on an in-memory SQLite database, as the
-# suite's default `TEST_DATABASE_URL` does.
-SQLITE_MEMORY = "sqlite://"
+# The suite's own default test database: SQLite in memory.
+SQLITE_MEMORY = DEFAULT_TEST_DATABASE_URL
 
 
 def test_body(session: Session) -> None:
