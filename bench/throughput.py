@@ -93,18 +93,13 @@ def raw_executemany(engine: Engine, rows: list[Row]) -> None:
     try:
         driver: Any = pooled.driver_connection
         cursor = driver.cursor()
+        values = [_for_driver(row, sqlite=sqlite) for row in rows]
         if sqlite:
-            # Stored as SQLAlchemy stores them: naive UTC text.
-            values = [
-                (*_leading(row), row["started_at"].strftime("%Y-%m-%d %H:%M:%S.%f"), 1.5)
-                for row in rows
-            ]
             # make_engine turns the driver's implicit transactions off.
             cursor.execute("BEGIN")
             cursor.executemany(sql, values)
             cursor.execute("COMMIT")
         else:
-            values = [(*_leading(row), row["started_at"], 1.5) for row in rows]
             cursor.executemany(sql, values)
             driver.commit()
         cursor.close()
@@ -112,14 +107,13 @@ def raw_executemany(engine: Engine, rows: list[Row]) -> None:
         pooled.close()
 
 
-def _leading(row: Row) -> tuple[Any, ...]:
-    return (
-        row["id"],
-        row["agent_id"],
-        row["status"].value,
-        row["input_summary"],
-        row["triggered_by"],
-    )
+def _for_driver(row: Row, *, sqlite: bool) -> tuple[Any, ...]:
+    values = {**row, "status": row["status"].value}
+    if sqlite:
+        # As SQLAlchemy stores timestamps on SQLite: naive UTC text.
+        started = row["started_at"].astimezone(UTC)
+        values["started_at"] = started.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return tuple(values[column] for column in COLUMNS)
 
 
 PATHS: dict[str, InsertPath] = {
