@@ -108,13 +108,13 @@ def run_throughput(
     args: argparse.Namespace, server: PostgresServer | None
 ) -> dict[str, list[Throughput]]:
     results = {}
-    progress(f"throughput: sqlite, {args.rows:,} rows x 3 paths")
+    progress(f"throughput: sqlite, {args.rows:,} rows x 4 paths")
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as directory:
         results["sqlite"] = measure_throughput(
             f"sqlite:///{directory}/throughput.db", args.rows, args.repeats
         )
     if server is not None:
-        progress(f"throughput: postgresql, {args.rows:,} rows x 3 paths")
+        progress(f"throughput: postgresql, {args.rows:,} rows x 4 paths")
         with server.scratch_database("throughput") as name:
             results["postgresql"] = measure_throughput(server.url(name), args.rows, args.repeats)
     return results

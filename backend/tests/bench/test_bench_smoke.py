@@ -36,8 +36,9 @@ POSTGRES_STRATEGIES = {
     "clone template database",
 }
 PATHS = {
-    "ORM unit of work (add_all + flush)",
-    "ORM bulk insert (execute(insert(), rows))",
+    "ORM unit of work: add_all + flush",
+    "ORM bulk insert: insert(Model)",
+    "Core insert: insert(Model.__table__)",
     "raw driver executemany",
 }
 
