@@ -48,14 +48,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=quick_default,
         help=f"a short smoke run: few tests and rows, no suite timings (or {QUICK_ENV}=1)",
     )
-    parser.add_argument("--tests", type=int, help="tests per strategy (default 200; quick 10)")
+    parser.add_argument("--tests", type=int, help="tests per strategy (default 200; quick 5)")
     parser.add_argument("--rows", type=int, help="rows per write path (default 10000; quick 500)")
     parser.add_argument("--repeats", type=int, help="runs per write path (default 3; quick 1)")
     parser.add_argument(
         "--tables",
         type=int,
-        default=150,
-        help="tables in the grown schema (default 150; no more than the real schema: none)",
+        help="tables in the grown schema (default 150; quick 40; at most the real schema: none)",
     )
     parser.add_argument(
         "--budget",
@@ -64,13 +63,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds of tests after which a slow strategy stops early (default 30; 0: none)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=2, help="untimed tests per strategy first (default 2)"
+        "--warmup", type=int, help="untimed tests per strategy first (default 2; quick 1)"
     )
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL parts")
     parser.add_argument("--no-suites", action="store_true", help="skip timing the test suites")
     parser.add_argument("--output-dir", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args(argv)
-    args.tests = args.tests or (10 if args.quick else 200)
+    args.tests = args.tests or (5 if args.quick else 200)
+    args.warmup = (1 if args.quick else 2) if args.warmup is None else args.warmup
+    args.tables = (40 if args.quick else 150) if args.tables is None else args.tables
     args.rows = args.rows or (500 if args.quick else 10_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.no_suites = args.no_suites or args.quick
