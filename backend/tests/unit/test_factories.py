@@ -339,26 +339,25 @@ def test_created_ones_collide_on_nothing_either(db: Session) -> None:
     assert _count(db, User) == _count(db, Team) == 50
 
 
-def test_segments_are_ordered_per_episode(db: Session) -> None:
-    first, second = EpisodeFactory(), EpisodeFactory()
-    created = [EpisodeSegmentFactory(episode=episode) for episode in [first, second] * 4]
-    for episode in (first, second):
-        orders = [s.sequence_order for s in created if s.episode is episode]
-        assert orders == sorted(orders)
-        assert len(set(orders)) == len(orders)
-        db.expire(episode, ["segments"])
-        assert episode.segments == [s for s in created if s.episode is episode]
-
-
-def test_steps_are_ordered_per_run(db: Session) -> None:
-    first, second = WorkflowExecutionFactory(), WorkflowExecutionFactory()
-    created = [WorkflowStepExecutionFactory(execution=run) for run in [first, second] * 4]
-    for run in (first, second):
-        orders = [s.sequence_order for s in created if s.execution is run]
-        assert orders == sorted(orders)
-        assert len(set(orders)) == len(orders)
-        db.expire(run, ["step_executions"])
-        assert run.step_executions == [s for s in created if s.execution is run]
+@pytest.mark.parametrize(
+    ("parent_factory", "child_factory", "parent_key", "children"),
+    [
+        (EpisodeFactory, EpisodeSegmentFactory, "episode", "segments"),
+        (WorkflowExecutionFactory, WorkflowStepExecutionFactory, "execution", "step_executions"),
+    ],
+    ids=["segments per episode", "steps per run"],
+)
+def test_children_are_ordered_per_parent(
+    db: Session, parent_factory: Any, child_factory: Any, parent_key: str, children: str
+) -> None:
+    parents = parent_factory(), parent_factory()
+    created = [child_factory(**{parent_key: parent}) for parent in parents * 4]
+    for parent in parents:
+        mine = [child for child in created if getattr(child, parent_key) is parent]
+        orders = [child.sequence_order for child in mine]
+        assert orders == sorted(set(orders))
+        db.expire(parent, [children])
+        assert getattr(parent, children) == mine
 
 
 def test_a_completed_episode_has_ordered_segments(db: Session) -> None:
