@@ -7,7 +7,6 @@ and dropped here), because the race needs two transactions that both commit.
 
 from __future__ import annotations
 
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,45 +14,34 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 
 from core import governance
 from core.database import Base, make_engine
 from core.governance import ProposalConflict
 from core.models import AgentProposal, ProposalStatus, User
+from tests import harness
 from tests.factories import AgentFactory, AgentProposalFactory, UserFactory
 
-POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
-POSTGRES_ADMIN_URL = f"postgresql+psycopg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
+# The server the race runs on when the suite itself runs on SQLite.
+LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 Decision = Callable[[Session, AgentProposal, User], object]
 
 
-def _postgres_answers() -> bool:
+def _scratch_postgres(stack: ExitStack) -> URL:
+    """A database of this module's own on the suite's PostgreSQL server (or
+    the local one), created here and dropped afterwards."""
+    configured = make_url(harness.test_database_url())
+    server = configured if configured.get_backend_name() == "postgresql" else LOCAL_POSTGRES_URL
     try:
-        with socket.create_connection((POSTGRES_HOST, POSTGRES_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _scratch_postgres(stack: ExitStack) -> str:
-    if not _postgres_answers():
-        pytest.skip(f"needs PostgreSQL: no server answers at {POSTGRES_HOST}:{POSTGRES_PORT}")
-    pytest.importorskip("psycopg", reason="needs the postgres extra (psycopg)")
-    name = f"governance_race_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-    stack.callback(drop)
-    return f"postgresql+psycopg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+        harness.check_server_answers(server)
+    except harness.DatabaseServerError as error:
+        pytest.skip(f"needs PostgreSQL: {error}")
+    scratch = harness.sibling_database_url(server, f"race_{uuid.uuid4().hex[:12]}")
+    return stack.enter_context(harness.created_database(scratch))
 
 
 @pytest.fixture(scope="module", params=["sqlite-file", "postgresql"])
@@ -64,7 +52,7 @@ def engines(
     test seeds a proposal of its own in it."""
     with ExitStack() as stack:
         if request.param == "sqlite-file":
-            url = f"sqlite:///{tmp_path_factory.mktemp('race') / 'race.db'}"
+            url: str | URL = f"sqlite:///{tmp_path_factory.mktemp('race') / 'race.db'}"
         else:
             url = _scratch_postgres(stack)
         first, second = make_engine(url), make_engine(url)
