@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import (
     JSON,
@@ -185,7 +186,16 @@ class Base(DeclarativeBase):
 # --------------------------------------------------------------------------
 
 
-def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
+# How a SQLite transaction begins: `make_engine(url, sqlite_begin=...)` sets it
+# for an engine, the execution option of the same name for one engine copy or
+# connection (`engine.execution_options(sqlite_begin="deferred")`).
+SQLITE_BEGIN = "sqlite_begin"
+SQLITE_BEGIN_MODES = ("immediate", "deferred")
+
+
+def make_engine(
+    url: str | URL | None = None, *, sqlite_begin: str | None = None, **kwargs: Any
+) -> Engine:
     """Create an engine for `url` (default: `database_url()`).
 
     On SQLite every connection gets `PRAGMA foreign_keys=ON` (SQLite ignores
@@ -193,23 +203,46 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
     SQLAlchemy's documented fix that lets SAVEPOINT and transactional DDL
     work with the sqlite3 driver. An in-memory database uses one shared
     connection, so every session sees the same data.
+
+    `sqlite_begin` says how SQLite transactions begin: "immediate" (the
+    default for a file: the transaction takes the write lock at BEGIN,
+    waiting up to the busy timeout for it) or "deferred" (the default in
+    memory, where one connection is shared and there is nothing to wait
+    for; for a file, read-mostly engines may choose it, see
+    `_install_sqlite_pragmas`). Other backends ignore it.
     """
     url = make_url(url if url is not None else database_url())
     if url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(url, **kwargs)
 
-    if _is_memory_sqlite(url):
+    memory = _is_memory_sqlite(url)
+    if sqlite_begin is None:
+        sqlite_begin = "deferred" if memory else "immediate"
+    begin = _sqlite_begin_mode(sqlite_begin)
+    if memory:
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
     else:  # a file: only an in-memory URL may lack a path
-        Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+        path = url.database or ""
+        if str(url.query.get("uri", "")).lower() == "true":  # `file:<path>?mode=ro`: its path
+            path = urlsplit(path).path
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
-    _install_sqlite_pragmas(engine, file_database=not _is_memory_sqlite(url))
+    _install_sqlite_pragmas(engine, file_database=not memory, begin=begin)
     return engine
 
 
-def _install_sqlite_pragmas(engine: Engine, *, file_database: bool) -> None:
+def _sqlite_begin_mode(mode: object) -> str:
+    if mode not in SQLITE_BEGIN_MODES:
+        raise ValueError(
+            f"{SQLITE_BEGIN} must be one of {', '.join(map(repr, SQLITE_BEGIN_MODES))}, "
+            f"got {mode!r}"
+        )
+    return str(mode)
+
+
+def _install_sqlite_pragmas(engine: Engine, *, file_database: bool, begin: str) -> None:
     # Registered before the first connection exists: a StaticPool keeps that
     # first connection for the engine's whole life.
     @event.listens_for(engine, "connect")
@@ -227,10 +260,33 @@ def _install_sqlite_pragmas(engine: Engine, *, file_database: bool) -> None:
         finally:
             cursor.close()
 
+    # Why a file database begins IMMEDIATE by default (as Rails 7.1 does):
+    # SQLite has one writer at a time, and a DEFERRED transaction asks for
+    # the write lock only at its first write. If it has read by then, SQLite
+    # cannot let it wait (the writer ahead may commit and make its reads
+    # stale), so it fails at once: SQLITE_BUSY while the lock is held,
+    # SQLITE_BUSY_SNAPSHOT once anyone has committed since its first read,
+    # even to an unrelated table. Every read-then-write unit of work (rate a
+    # run, read an episode, decide a proposal) then fails under contention.
+    # BEGIN IMMEDIATE takes the lock first: the transaction waits its turn
+    # (up to busy_timeout) and what it reads stays current until it commits.
+    # Measured on a file, 12 threads each rating a run of one agent: deferred,
+    # 10 or 11 of the 12 failed in each of 10 races, and retried by
+    # `run_unit_of_work` each of 20 races took 28 to 49 retries (up to 6 for
+    # one thread); immediate, none failed and none retried.
+    # The price: transactions that only read queue behind writers and each
+    # other instead of reading side by side as WAL allows (12 read-only
+    # sessions at once, each 20 queries over 20 ms: 0.07 s deferred, 0.9 s
+    # immediate). An engine (or connection) that only reads can opt out with
+    # `engine.execution_options(sqlite_begin="deferred")`; a connection
+    # opened read-only (`?mode=ro&uri=true`) begins IMMEDIATE without taking
+    # the lock. In memory one connection is shared: plain BEGIN, nothing to
+    # wait for, and the test harness's transactions are unchanged.
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # With isolation_level=None the driver no longer begins transactions.
-        connection.exec_driver_sql("BEGIN")
+        mode = _sqlite_begin_mode(connection.get_execution_options().get(SQLITE_BEGIN, begin))
+        connection.exec_driver_sql("BEGIN" if mode == "deferred" else "BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine, **kwargs: Any) -> sessionmaker[Session]:

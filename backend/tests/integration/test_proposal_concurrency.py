@@ -1,65 +1,45 @@
 """Two sessions deciding the same proposal at once: exactly one wins.
 
-Real connections, not the rolled-back `db` fixture: each test gets a database
-of its own (a temporary SQLite file, or a scratch PostgreSQL database created
-and dropped here), because the race needs two transactions that both commit.
+Real connections, not the rolled-back `db` fixture: each module gets a
+database of its own (`race_url`: a temporary SQLite file, or a scratch
+PostgreSQL database created and dropped by the fixture), because the race
+needs two transactions that both commit.
+
+Both deciders load the proposal in a transaction that ends before either
+decides, as a person decides on a proposal shown earlier. (In one open
+transaction each, the second could not even load it on a SQLite file: it
+begins IMMEDIATE, so the second waits for the first to finish, then sees its
+decision; `test_races.py` races that way too.)
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from core import governance
-from core.database import Base, make_engine
+from core.database import make_engine
 from core.governance import ProposalConflict
 from core.models import AgentProposal, ProposalStatus, User
-from tests import harness
 from tests.factories import AgentFactory, AgentProposalFactory, UserFactory
-
-# The server the race runs on when the suite itself runs on SQLite.
-LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 Decision = Callable[[Session, AgentProposal, User], object]
 
 
-def _scratch_postgres(stack: ExitStack) -> URL:
-    """A database of this module's own on the suite's PostgreSQL server (or
-    the local one), created here and dropped afterwards."""
-    configured = make_url(harness.test_database_url())
-    server = configured if configured.get_backend_name() == "postgresql" else LOCAL_POSTGRES_URL
-    try:
-        harness.check_server_answers(server)
-    except harness.DatabaseServerError as error:
-        pytest.skip(f"needs PostgreSQL: {error}")
-    scratch = harness.sibling_database_url(server, f"race_{uuid.uuid4().hex[:12]}")
-    return stack.enter_context(harness.created_database(scratch))
-
-
-@pytest.fixture(scope="module", params=["sqlite-file", "postgresql"])
-def engines(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Engine, Engine]]:
+@pytest.fixture(scope="module")
+def engines(race_url: URL) -> Iterator[tuple[Engine, Engine]]:
     """Two engines (two pools, two connections) on one fresh database; each
     test seeds a proposal of its own in it."""
-    with ExitStack() as stack:
-        if request.param == "sqlite-file":
-            url: str | URL = f"sqlite:///{tmp_path_factory.mktemp('race') / 'race.db'}"
-        else:
-            url = _scratch_postgres(stack)
-        first, second = make_engine(url), make_engine(url)
-        stack.callback(second.dispose)
-        stack.callback(first.dispose)
-        Base.metadata.create_all(first)
-        yield first, second
+    first, second = make_engine(race_url), make_engine(race_url)
+    yield first, second
+    second.dispose()
+    first.dispose()
 
 
 def _seed(engine: Engine) -> tuple[str, str, str]:
@@ -82,14 +62,15 @@ def reject(session: Session, proposal: AgentProposal, user: User) -> object:
 def _decide_in_threads(
     engines: tuple[Engine, Engine], proposal_id: str, deciders: list[tuple[str, Decision]]
 ) -> list[str | ProposalConflict]:
-    """Each decider loads the proposal in its own transaction, waits until the
-    other has loaded it too, then decides and commits at the same moment."""
+    """Each decider loads the proposal in its own transaction, which ends, waits
+    until the other has loaded it too, then decides and commits at the same moment."""
     both_loaded = threading.Barrier(len(deciders))
 
     def decide(engine: Engine, user_id: str, decision: Decision) -> str | ProposalConflict:
-        with Session(engine) as session:
+        with Session(engine, expire_on_commit=False) as session:
             proposal = session.get_one(AgentProposal, proposal_id)
             user = session.get_one(User, user_id)
+            session.commit()  # the read transaction ends; the objects keep what they read
             both_loaded.wait(timeout=30)
             try:
                 decision(session, proposal, user)
@@ -139,14 +120,16 @@ def test_a_decision_on_a_proposal_loaded_before_anothers_commit_is_refused(
     engines: tuple[Engine, Engine],
 ) -> None:
     proposal_id, alice, bob = _seed(engines[0])
-    with Session(engines[0]) as first, Session(engines[1]) as second:
-        mine = first.get_one(AgentProposal, proposal_id)
+    with Session(engines[0]) as first, Session(engines[1], expire_on_commit=False) as second:
         theirs = second.get_one(AgentProposal, proposal_id)
+        reviewer = second.get_one(User, bob)
+        second.commit()  # ends the read transaction, which would hold up `first` on SQLite
+        mine = first.get_one(AgentProposal, proposal_id)
 
         governance.approve_proposal(first, mine, first.get_one(User, alice))
         first.commit()
         with pytest.raises(ProposalConflict) as conflict:
-            governance.reject_proposal(second, theirs, second.get_one(User, bob), "too late")
+            governance.reject_proposal(second, theirs, reviewer, "too late")
         second.rollback()
 
     assert conflict.value.requested == ProposalStatus.REJECTED

@@ -1,0 +1,53 @@
+"""A database of their own for the race tests, on each backend.
+
+Real connections, not the rolled-back `db` fixture: a race needs
+transactions that really commit. Each test module gets a fresh database per
+backend, a temporary SQLite file or a scratch PostgreSQL database created and
+dropped here, and each test seeds rows of its own in it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+from sqlalchemy.engine import URL, make_url
+
+from core.database import Base, make_engine
+from tests import harness
+
+# The server the races run on when the suite itself runs on SQLite.
+LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _scratch_postgres(stack: ExitStack) -> URL:
+    """A database of this module's own on the suite's PostgreSQL server (or
+    the local one), created here and dropped afterwards."""
+    configured = make_url(harness.test_database_url())
+    server = configured if configured.get_backend_name() == "postgresql" else LOCAL_POSTGRES_URL
+    try:
+        harness.check_server_answers(server)
+    except harness.DatabaseServerError as error:
+        pytest.skip(f"needs PostgreSQL: {error}")
+    scratch = harness.sibling_database_url(server, f"race_{uuid.uuid4().hex[:12]}")
+    return stack.enter_context(harness.created_database(scratch))
+
+
+@pytest.fixture(scope="module", params=["sqlite-file", "postgresql"])
+def race_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[URL]:
+    """A fresh database with the schema, shared by one module's tests."""
+    with ExitStack() as stack:
+        if request.param == "sqlite-file":
+            url = make_url(f"sqlite:///{tmp_path_factory.mktemp('race') / 'race.db'}")
+        else:
+            url = _scratch_postgres(stack)
+        engine = make_engine(url)
+        try:
+            Base.metadata.create_all(engine)
+        finally:
+            engine.dispose()
+        yield url
