@@ -125,8 +125,8 @@ def run_throughput(
         )
     if server is not None:
         progress(f"throughput: postgresql, {args.rows:,} rows x 4 paths")
-        with server.scratch_database("throughput") as name:
-            results["postgresql"] = measure_throughput(server.url(name), args.rows, args.repeats)
+        with server.scratch_database("throughput") as url:
+            results["postgresql"] = measure_throughput(url, args.rows, args.repeats)
     return results
 
 
@@ -141,12 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     server, postgres_skipped = (None, "--no-postgres") if args.no_postgres else connect_postgres()
     if server is None:
         print(f"PostgreSQL: skipped ({postgres_skipped})", flush=True)
-    try:
-        isolation = run_isolation(args, server)
-        throughput = run_throughput(args, server)
-    finally:
-        if server is not None:
-            server.dispose()
+    isolation = run_isolation(args, server)
+    throughput = run_throughput(args, server)
     set_null = run_set_null(args)
     suites: list[SuiteTime] = []
     if not args.no_suites:

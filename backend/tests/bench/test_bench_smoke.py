@@ -80,7 +80,8 @@ def test_quick_run_reports_every_sqlite_row_and_skips_absent_postgres(tmp_path: 
 
     skipped = [line for line in stdout.splitlines() if line.startswith("PostgreSQL: skipped")]
     assert len(skipped) == 1, stdout
-    assert "no PostgreSQL server answers at postgresql+psycopg://postgres@127.0.0.1:9" in skipped[0]
+    assert "No PostgreSQL server answers at 127.0.0.1:9 " in skipped[0]
+    assert "point BENCH_POSTGRES_URL at one that runs" in skipped[0]
     assert isolation_cases(document, "sqlite") == {
         (tables, strategy) for tables in (17, 24) for strategy in SQLITE_STRATEGIES
     }
@@ -103,7 +104,7 @@ def test_quick_run_reports_every_sqlite_row_and_skips_absent_postgres(tmp_path: 
     assert verdicts["sqlite: harness overhead above floor"] in (True, False)
     assert verdicts["postgresql: harness overhead above floor"] is None  # not measured
     assert verdicts["sqlite: SET NULL hook / no hook, large delete"] in (True, False)
-    assert document["meta"]["postgres_skipped"].startswith("no PostgreSQL server answers")
+    assert document["meta"]["postgres_skipped"].startswith("No PostgreSQL server answers")
 
 
 def test_quick_run_on_postgresql_reports_every_row(tmp_path: Path) -> None:

@@ -15,18 +15,15 @@ from contextlib import ExitStack
 
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from core import governance
 from core.database import Base, make_engine
 from core.governance import ProposalConflict
 from core.models import AgentProposal, ProposalStatus, User
-from tests import harness
+from tests import databases, harness
 from tests.factories import AgentFactory, AgentProposalFactory, UserFactory
-
-# The server the race runs on when the suite itself runs on SQLite.
-LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 Decision = Callable[[Session, AgentProposal, User], object]
 
@@ -34,14 +31,9 @@ Decision = Callable[[Session, AgentProposal, User], object]
 def _scratch_postgres(stack: ExitStack) -> URL:
     """A database of this module's own on the suite's PostgreSQL server (or
     the local one), created here and dropped afterwards."""
-    configured = make_url(harness.test_database_url())
-    server = configured if configured.get_backend_name() == "postgresql" else LOCAL_POSTGRES_URL
-    try:
-        harness.check_server_answers(server)
-    except harness.DatabaseServerError as error:
-        pytest.skip(f"needs PostgreSQL: {error}")
-    scratch = harness.sibling_database_url(server, f"race_{uuid.uuid4().hex[:12]}")
-    return stack.enter_context(harness.created_database(scratch))
+    server = harness.postgres_server_or_skip()
+    scratch = databases.sibling_database_url(server, f"race_{uuid.uuid4().hex[:12]}")
+    return stack.enter_context(databases.created_database(scratch))
 
 
 @pytest.fixture(scope="module", params=["sqlite-file", "postgresql"])
