@@ -7,8 +7,9 @@ database is dropped only by the context that created it.** `created_database`
 fails, leaving everything as it was, when the database already exists, and
 its drop is reachable only from its own `finally`.
 
-- SQLite: a file, created exclusively; dropped with its `-wal`, `-shm` and
-  `-journal` files. In memory, nothing to create or drop: every process, each
+- SQLite: a file, created exclusively (refused when the file, or a journal
+  or log of one, exists); dropped with its `-wal`, `-shm` and `-journal`
+  files. In memory, nothing to create or drop: every process, each
   xdist worker included, has its own.
 - Servers (PostgreSQL): `CREATE DATABASE` and `DROP DATABASE ... WITH (FORCE)`
   from the server's maintenance database, in AUTOCOMMIT. A server backend is
@@ -246,6 +247,11 @@ def created_database(url: str | URL, *, template: str | URL | None = None) -> It
 
 @contextmanager
 def _created_sqlite_file(path: Path, template: URL | None) -> Iterator[None]:
+    # A journal or log left beside the name belongs to some database: SQLite
+    # would read it into the new one, and the drop would delete it.
+    for companion in _sqlite_files(path)[1:]:
+        if companion.exists():
+            raise FileExistsError(f"{companion} exists: not creating a database at {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     # Exclusive creation: an existing file raises FileExistsError untouched.
     path.touch(exist_ok=False)
@@ -262,10 +268,15 @@ def _created_sqlite_file(path: Path, template: URL | None) -> Iterator[None]:
         remove_sqlite_files(path)
 
 
+def _sqlite_files(path: str | Path) -> list[Path]:
+    """A SQLite database file, then the companions SQLite may keep beside it."""
+    return [Path(f"{path}{suffix}") for suffix in ("", *SQLITE_COMPANIONS)]
+
+
 def remove_sqlite_files(path: str | Path) -> None:
     """Delete a SQLite database file and whatever SQLite kept beside it."""
-    for suffix in ("", *SQLITE_COMPANIONS):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    for file in _sqlite_files(path):
+        file.unlink(missing_ok=True)
 
 
 @contextmanager

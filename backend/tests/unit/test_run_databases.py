@@ -139,6 +139,17 @@ def test_an_existing_sqlite_file_is_left_untouched(tmp_path: Path) -> None:
         theirs.close()
 
 
+@pytest.mark.parametrize("companion", databases.SQLITE_COMPANIONS)
+def test_a_leftover_sqlite_companion_file_is_left_untouched(tmp_path: Path, companion: str) -> None:
+    # A log or journal whose database file is gone still belongs to it:
+    # SQLite would read it into a new database of that name.
+    leftover = tmp_path / f"t.db{companion}"
+    leftover.write_bytes(b"someone else's")
+    _creation_refused(f"sqlite:///{tmp_path / 't.db'}", FileExistsError, leftover.name)
+    assert sorted(tmp_path.iterdir()) == [leftover]
+    assert leftover.read_bytes() == b"someone else's"
+
+
 def test_an_existing_postgresql_database_of_the_same_name_is_left_untouched() -> None:
     server = harness.postgres_server_or_skip()
     url = databases.sibling_database_url(server, f"theirs_{uuid.uuid4().hex[:8]}")
