@@ -26,12 +26,14 @@ from bench.report import (
     IsolationRow,
     isolation_rows,
     isolation_table,
+    set_null_table,
     suites_table,
     targets,
     targets_table,
     throughput_table,
 )
 from bench.schema import Schema, grown_schema, real_schema
+from bench.set_null import SetNullCost, measure_set_null
 from bench.suites import SuiteTime, time_suites
 from bench.throughput import Throughput, measure_throughput
 
@@ -51,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tests", type=int, help="tests per strategy (default 200; quick 5)")
     parser.add_argument("--rows", type=int, help="rows per write path (default 10000; quick 500)")
     parser.add_argument("--repeats", type=int, help="runs per write path (default 3; quick 1)")
+    parser.add_argument(
+        "--deletes",
+        type=int,
+        help="users deleted at once in the SET NULL hook run, 40 objects loaded each "
+        "(default 500; quick 100)",
+    )
     parser.add_argument(
         "--tables",
         type=int,
@@ -74,6 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.tables = (40 if args.quick else 150) if args.tables is None else args.tables
     args.rows = args.rows or (500 if args.quick else 10_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
+    args.deletes = args.deletes or (100 if args.quick else 500)
     args.no_suites = args.no_suites or args.quick
     return args
 
@@ -116,9 +125,14 @@ def run_throughput(
         )
     if server is not None:
         progress(f"throughput: postgresql, {args.rows:,} rows x 4 paths")
-        with server.scratch_database("throughput") as name:
-            results["postgresql"] = measure_throughput(server.url(name), args.rows, args.repeats)
+        with server.scratch_database("throughput") as url:
+            results["postgresql"] = measure_throughput(url, args.rows, args.repeats)
     return results
+
+
+def run_set_null(args: argparse.Namespace) -> SetNullCost:
+    progress(f"SET NULL hook: delete {args.deletes:,} users, with and without the hook")
+    return measure_set_null(args.deletes, args.repeats)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,22 +141,21 @@ def main(argv: list[str] | None = None) -> int:
     server, postgres_skipped = (None, "--no-postgres") if args.no_postgres else connect_postgres()
     if server is None:
         print(f"PostgreSQL: skipped ({postgres_skipped})", flush=True)
-    try:
-        isolation = run_isolation(args, server)
-        throughput = run_throughput(args, server)
-    finally:
-        if server is not None:
-            server.dispose()
+    isolation = run_isolation(args, server)
+    throughput = run_throughput(args, server)
+    set_null = run_set_null(args)
     suites: list[SuiteTime] = []
     if not args.no_suites:
         progress("suites: make test, then each suite on its own")
         suites = time_suites()
-    found = targets(isolation, throughput)
+    found = targets(isolation, throughput, set_null)
 
     print("\nIsolation, per test (same body: 7 factory inserts, 2 selects, 1 commit)\n")
     print(isolation_table(isolation))
     print(f"\nWrite throughput, AgentExecution rows (median of {args.repeats})\n")
     print(throughput_table(throughput))
+    print(f"\nON DELETE SET NULL hook, one flush, SQLite in memory (median of {args.repeats})\n")
+    print(set_null_table(set_null))
     if suites:
         print("\nTest suites, wall time\n")
         print(suites_table(suites))
@@ -160,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             for backend, measured in throughput.items()
             for t in measured
         ],
+        "set_null": {**asdict(set_null), "ratio": set_null.ratio},
         "suites": [asdict(suite) for suite in suites],
         "targets": [{**asdict(t), "met": t.met} for t in found],
     }
@@ -181,6 +195,7 @@ def _meta(args: argparse.Namespace, postgres_skipped: str, seconds: float) -> di
         "budget_seconds": args.budget,
         "rows": args.rows,
         "repeats": args.repeats,
+        "deletes": args.deletes,
         "grown_tables": args.tables,
         "postgres_skipped": postgres_skipped or None,
         "python": platform.python_version(),

@@ -3,19 +3,23 @@
 A strategy is a context manager that prepares what it shares between tests
 (an engine, a schema, a template) and yields `run_test`: one whole test,
 from isolation set-up to clean-up, around `test_body`. The harness strategy
-calls the project's own `isolated_session` and `bind_session`, exactly as the
-`db` fixture does; it is the real thing, not a copy.
+calls the project's own `isolated_session`, exactly as the `db` fixture
+does; it is the real thing, not a copy. The test body builds its rows
+itself, with the models' constructors, as the factories would (one flush per
+row), so the benchmark depends on no test factory.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import URL
@@ -23,16 +27,11 @@ from sqlalchemy.orm import Session
 
 from bench.postgres import PostgresServer
 from bench.schema import Schema
-from core.database import make_engine
-from core.models import AgentExecution, AgentRegistry
-from tests.factories import (
-    AgentExecutionFactory,
-    AgentFactory,
-    AgentFeedbackFactory,
-    UserFactory,
-    WorkspaceFactory,
-    bind_session,
-)
+from core.database import Base, make_engine
+from core.models import AgentExecution, AgentFeedback, AgentRegistry, User, Workspace
+from tests.databases import remove_sqlite_files
+
+# The `db` fixture's own session code, which the harness strategy times.
 from tests.harness import DEFAULT_TEST_DATABASE_URL, isolated_session
 
 RunTest = Callable[[], None]
@@ -43,14 +42,41 @@ SharedDatabaseStrategy = Callable[[str | URL, Schema], AbstractContextManager[Ru
 SQLITE_MEMORY = DEFAULT_TEST_DATABASE_URL
 
 
+# Unique names for rows that pile up (the floor never removes any).
+_serial = itertools.count()
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+def _inserted(session: Session, row: ModelT) -> ModelT:
+    """Add and flush one row, as a factory does."""
+    session.add(row)
+    session.flush()
+    return row
+
+
 def test_body(session: Session) -> None:
-    """A typical ORM test: 7 inserts through the factories, 2 selects, 1 commit."""
-    owner = UserFactory()
-    workspace = WorkspaceFactory()
-    agent = AgentFactory(owner=owner, workspace=workspace)
-    for _ in range(3):
-        AgentExecutionFactory(agent=agent)
-    AgentFeedbackFactory(agent=agent, user=owner)
+    """A typical ORM test: 7 inserts, each flushed, 2 selects, 1 commit."""
+    n = next(_serial)
+    owner = _inserted(session, User(email=f"bench{n}@example.com"))
+    workspace = _inserted(session, Workspace(name=f"Workspace {n}"))
+    agent = _inserted(
+        session,
+        AgentRegistry(
+            name=f"Agent {n}",
+            category="operations",
+            module_path="agents.operations",
+            class_name=f"OperationsAgent{n}",
+            owner=owner,
+            workspace=workspace,
+        ),
+    )
+    for run in range(3):
+        _inserted(session, AgentExecution(agent=agent, input_summary=f"run {run}"))
+    feedback = AgentFeedback(
+        agent=agent, user=owner, original_output="draft", user_correction="better", rating=4
+    )
+    _inserted(session, feedback)
     runs = session.scalar(
         select(func.count()).select_from(AgentExecution).where(AgentExecution.agent_id == agent.id)
     )
@@ -61,7 +87,7 @@ def test_body(session: Session) -> None:
 
 
 def _body_in_new_session(engine: Engine) -> None:
-    with Session(engine) as session, bind_session(session):
+    with Session(engine) as session:
         test_body(session)
 
 
@@ -93,12 +119,9 @@ def harness(url: str | URL, schema: Schema) -> Iterator[RunTest]:
     with _schema_once(url, schema) as engine:
 
         def run_test() -> None:
-            # The `db` fixture of backend/tests/conftest.py, call for call.
-            with (
-                engine.connect() as connection,
-                isolated_session(connection) as session,
-                bind_session(session),
-            ):
+            # The `db` fixture of backend/tests/conftest.py, call for call
+            # (less binding the factories, which this body does not use).
+            with engine.connect() as connection, isolated_session(connection) as session:
                 test_body(session)
 
         yield run_test
@@ -165,8 +188,7 @@ def new_sqlite_file(schema: Schema) -> Iterator[RunTest]:
                 _body_in_new_session(engine)
             finally:
                 engine.dispose()
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                remove_sqlite_files(path)
 
         yield run_test
 
@@ -190,14 +212,14 @@ def new_sqlite_memory(schema: Schema) -> Iterator[RunTest]:
 def template_clone(server: PostgresServer, schema: Schema) -> Iterator[RunTest]:
     """CREATE DATABASE ... TEMPLATE per test, dropped afterwards (PostgreSQL)."""
     with server.scratch_database("template") as template:
-        builder = make_engine(server.url(template))
+        builder = make_engine(template)
         schema.create_all(builder)
         # A template must have no open connections while it is copied.
         builder.dispose()
 
         def run_test() -> None:
             with server.scratch_database("clone", template=template) as clone:
-                engine = make_engine(server.url(clone))
+                engine = make_engine(clone)
                 try:
                     _body_in_new_session(engine)
                 finally:
@@ -246,7 +268,7 @@ def _on_scratch_database(
 ) -> Iterator[RunTest]:
     # Each strategy gets a database of its own: the floor's leftover rows
     # must not land in another strategy's tables.
-    with server.scratch_database("shared") as name, shared(server.url(name), schema) as run_test:
+    with server.scratch_database("shared") as url, shared(url, schema) as run_test:
         yield run_test
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.isolation import Samples
+from bench.set_null import SetNullCost
 from bench.suites import SuiteTime
 from bench.throughput import RAW_PATH, RECOMMENDED_PATH, Throughput
 
@@ -94,7 +95,11 @@ class Target:
         return f"MISSED by {abs(self.value - self.limit):.2f} {self.unit}"
 
 
-def targets(isolation: list[IsolationRow], throughput: dict[str, list[Throughput]]) -> list[Target]:
+def targets(
+    isolation: list[IsolationRow],
+    throughput: dict[str, list[Throughput]],
+    set_null: SetNullCost | None = None,
+) -> list[Target]:
     def median(backend: str, strategy: str, grown: bool) -> float | None:
         for row in isolation:
             is_grown = row.schema.startswith("grown")
@@ -130,6 +135,8 @@ def targets(isolation: list[IsolationRow], throughput: dict[str, list[Throughput
         by_path = {result.path: result.rows_per_second for result in results}
         share = ratio(by_path.get(RECOMMENDED_PATH), by_path.get(RAW_PATH))
         found.append(Target(f"{backend}: ORM bulk insert / raw driver", share, 0.5, "x", False))
+    hook_ratio = None if set_null is None else set_null.ratio
+    found.append(Target("sqlite: SET NULL hook / no hook, large delete", hook_ratio, 2, "x", True))
     return found
 
 
@@ -207,6 +214,25 @@ def throughput_table(results: dict[str, list[Throughput]]) -> str:
             share = t.rows_per_second / raw if raw else None
             rows.append((backend, t.path, t.rows, t.seconds, round(t.rows_per_second), share))
     return table(("backend", "path", "rows", "seconds", "rows/s", "x raw"), rows)
+
+
+def set_null_table(cost: SetNullCost) -> str:
+    def ms(seconds: float) -> float:
+        return seconds * 1000
+
+    return table(
+        ("case", "hook ms", "hook CPU ms", "no hook ms", "no hook CPU ms", "x no hook"),
+        [
+            (
+                cost.label,
+                ms(cost.hook_wall),
+                ms(cost.hook_cpu),
+                ms(cost.bare_wall),
+                ms(cost.bare_cpu),
+                cost.ratio,
+            )
+        ],
+    )
 
 
 def suites_table(results: list[SuiteTime]) -> str:

@@ -64,36 +64,13 @@ def database_url() -> str:
     return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{DEFAULT_DATABASE_PATH}"
 
 
-def same_database(first: str | URL, second: str | URL) -> bool:
-    """True when two URLs point at the same database, whatever their driver.
-
-    Used by the test harness to refuse to run against the development
-    database. SQLite file paths are compared after resolving them.
-    """
-    a, b = make_url(first), make_url(second)
-    if a.get_backend_name() != b.get_backend_name():
-        return False
-    if a.get_backend_name() == "sqlite":
-        if _is_memory_sqlite(a) or _is_memory_sqlite(b):
-            return False
-        return Path(a.database or "").resolve() == Path(b.database or "").resolve()
-    return _server_and_database(a) == _server_and_database(b)
-
-
-# Spellings of one server: the guard must not be fooled by a written default
-# port or by another name for the loopback interface.
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
-_LOOPBACK = {None, "", "localhost", "127.0.0.1", "::1"}
-
-
-def _server_and_database(url: URL) -> tuple[str | None, int | None, str | None]:
-    host = "localhost" if url.host in _LOOPBACK else url.host
-    port = url.port or _DEFAULT_PORTS.get(url.get_backend_name())
-    return host, port, url.database
-
-
-def _is_memory_sqlite(url: URL) -> bool:
-    return url.database in (None, "", ":memory:") or bool(url.query.get("mode") == "memory")
+def is_memory_sqlite(url: str | URL) -> bool:
+    """True when `url` names an in-memory SQLite database, which lives only as
+    long as its connection: `sqlite://`, `:memory:`, or a URI with mode=memory."""
+    url = make_url(url)
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -216,7 +193,7 @@ def make_engine(
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(url, **kwargs)
 
-    memory = _is_memory_sqlite(url)
+    memory = is_memory_sqlite(url)
     if sqlite_begin is None:
         sqlite_begin = "deferred" if memory else "immediate"
     begin = _sqlite_begin_mode(sqlite_begin)

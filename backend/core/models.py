@@ -9,11 +9,14 @@ is `shared/DOMAIN.md`; this module is its only implementation.
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     CheckConstraint,
@@ -34,9 +37,16 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.ext.mutable import MutableDict, MutableList
-from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship, validates
+from sqlalchemy.orm import (
+    MANYTOONE,
+    Mapped,
+    Mapper,
+    Session,
+    mapped_column,
+    relationship,
+    validates,
+)
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.base import NO_VALUE
 
 from core.database import Base, UTCDateTime, json_type, new_uuid, utc_now
 from core.validation import ValidationError, bounds
@@ -823,49 +833,119 @@ def _copy_workflow_id_from_run(
         )
 
 
-def _set_null_references(mapper: Mapper[Any]) -> list[tuple[type[Base], str, list[str]]]:
-    """Every ON DELETE SET NULL key pointing at `mapper`'s table, as
-    (model, key attribute, many-to-one relationships through that key)."""
+# --------------------------------------------------------------------------
+# ON DELETE SET NULL, mirrored onto loaded objects
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SetNullKey:
+    """One ON DELETE SET NULL foreign key: `model.attribute` holds column
+    `position` of the primary key of the row it points at."""
+
+    model: type[Base]
+    attribute: str
+    position: int
+    # The many-to-one relationships of `model` that go through this key.
+    relationships: tuple[str, ...]
+
+
+@cache
+def _set_null_keys(target: type[Base]) -> tuple[_SetNullKey, ...]:
+    """Every ON DELETE SET NULL key, of any model, that points at `target`'s table."""
+    target_mapper = inspect(target)
     found = []
-    target = mapper.local_table
-    for other in Base.registry.mappers:
-        for column in other.local_table.columns:
+    for mapper in Base.registry.mappers:
+        for column in mapper.local_table.columns:
             for foreign_key in column.foreign_keys:
-                if foreign_key.ondelete == "SET NULL" and foreign_key.column.table is target:
-                    attribute = other.get_property_by_column(column).key
-                    relationships = [
-                        rel.key
-                        for rel in other.relationships
-                        if rel.direction.name == "MANYTOONE" and column in rel.local_columns
-                    ]
-                    found.append((other.class_, attribute, relationships))
-    return found
+                if foreign_key.ondelete != "SET NULL":
+                    continue
+                if foreign_key.column.table is not target_mapper.local_table:
+                    continue
+                # Every such key here points at a primary key; one that did
+                # not would fail here, at its first delete, not be mirrored wrong.
+                position = list(target_mapper.primary_key).index(foreign_key.column)
+                relationships = tuple(
+                    relationship.key
+                    for relationship in mapper.relationships
+                    if relationship.direction is MANYTOONE and column in relationship.local_columns
+                )
+                attribute = mapper.get_property_by_column(column).key
+                found.append(_SetNullKey(mapper.class_, attribute, position, relationships))
+    return tuple(found)
 
 
-_SET_NULL_CACHE: dict[type[Any], list[tuple[type[Base], str, list[str]]]] = {}
+class _LoadedHolders:
+    """The session's loaded objects, by the value each SET NULL key of theirs holds.
+
+    Built for one flush, from the identity map as its first delete finds it,
+    so a flush that deletes many rows reads the identity map once, not once
+    per deleted row. A key's index is built when a row it points at is first
+    deleted: by then the flush has written every object that holds that key
+    through a relationship (the unit of work saves them before it deletes
+    what they point at), so the values indexed are the ones the database has.
+    """
+
+    def __init__(self, session: Session) -> None:
+        # The objects themselves, not their states: held for the flush, none
+        # can be collected between this pass and the delete that nulls it.
+        self._by_class: dict[type[Any], list[Any]] = defaultdict(list)
+        for obj in session.identity_map.values():
+            self._by_class[type(obj)].append(obj)
+        self._by_key: dict[_SetNullKey, dict[Any, list[Any]]] = {}
+
+    def take(self, key: _SetNullKey, value: Any) -> list[Any]:
+        """The loaded objects whose `key` holds `value`; each is given out once."""
+        holders = self._by_key.get(key)
+        if holders is None:
+            holders = self._by_key[key] = defaultdict(list)
+            for cls, objects in self._by_class.items():
+                if issubclass(cls, key.model):
+                    for obj in objects:
+                        held = obj.__dict__.get(key.attribute)
+                        if held is not None:
+                            holders[held].append(obj)
+        return holders.pop(value, [])
+
+
+# One per session with a flush under way; weak, so a session is never kept alive.
+_HOLDERS: WeakKeyDictionary[Session, _LoadedHolders] = WeakKeyDictionary()
+
+
+@event.listens_for(Session, "before_flush")
+@event.listens_for(Session, "after_flush_postexec")
+def _forget_loaded_holders(session: Session, *_: Any) -> None:
+    # Before every flush, too: a flush that failed never reached its
+    # postexec, and what it indexed is stale.
+    _HOLDERS.pop(session, None)
 
 
 @event.listens_for(Base, "after_delete", propagate=True)
-def _mirror_on_delete_set_null(mapper: Mapper[Any], _connection: Connection, deleted: Base) -> None:
+def _mirror_on_delete_set_null(_mapper: Mapper[Any], _conn: Connection, deleted: Base) -> None:
     """The database nulls SET NULL keys on delete; do the same to loaded objects.
 
     Without this, an agent loaded before its owner was deleted would still
-    report the old `user_id` until it is expired.
+    report the old `user_id` until it is expired. A loaded many-to-one
+    relationship through the key is set to None too; one not loaded is left
+    for the next access to load (as None). The cost is one pass over the
+    identity map per flush, plus the objects that hold a deleted row's key.
     """
-    session = inspect(deleted).session
-    if session is None:  # pragma: no cover - after_delete always runs in a flush
+    keys = _set_null_keys(type(deleted))
+    state = inspect(deleted)
+    # The deleted row's primary key comes from its identity: reading an
+    # attribute could try to load it from a row that no longer exists.
+    session, identity = state.session, state.identity
+    if not keys or session is None or identity is None:
         return
-    references = _SET_NULL_CACHE.get(mapper.class_)
-    if references is None:
-        references = _SET_NULL_CACHE[mapper.class_] = _set_null_references(mapper)
-    deleted_key = mapper.primary_key_from_instance(deleted)[0]
-    for model, attribute, relationships in references:
-        for obj in list(session.identity_map.values()):
-            if isinstance(obj, model) and obj.__dict__.get(attribute) == deleted_key:
-                set_committed_value(obj, attribute, None)
-                for name in relationships:
-                    if obj.__dict__.get(name, NO_VALUE) is not NO_VALUE:
-                        set_committed_value(obj, name, None)
+    holders = _HOLDERS.get(session)
+    if holders is None:
+        holders = _HOLDERS[session] = _LoadedHolders(session)
+    for key in keys:
+        for holder in holders.take(key, identity[key.position]):
+            set_committed_value(holder, key.attribute, None)
+            for name in key.relationships:
+                if name in holder.__dict__:
+                    set_committed_value(holder, name, None)
 
 
 __all__ = [

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from tests import harness
+from tests import databases, harness
 from tests.factories.base import bind_session
 
 pytest_plugins = ["pytester"]
@@ -42,8 +42,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # missing server is one clear message, not an error per test.
     if not hasattr(session.config, "workerinput"):
         try:
-            harness.check_server_answers(harness.test_database_url())
-        except harness.DatabaseServerError as error:
+            databases.check_server_answers(
+                harness.test_database_url(), setting=harness.TEST_DATABASE_URL_ENV
+            )
+        except databases.DatabaseServerError as error:
             pytest.exit(str(error), returncode=4)
 
 

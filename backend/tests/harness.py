@@ -9,7 +9,8 @@ end, and its Session joins that transaction with
 
 On a database server (PostgreSQL) the run never uses the configured database
 itself: it creates one of its own beside it, one per xdist worker, and drops
-it at the end (`run_tag`, `sibling_database_url`, `created_database`).
+it at the end (`run_tag` here; `sibling_database_url` and `created_database`
+in `tests.databases`, which creates and drops every database of the run).
 """
 
 from __future__ import annotations
@@ -20,21 +21,27 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
-from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
+from sqlalchemy import Connection, Engine, event, func, inspect, select
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
-from core.database import Base, database_url, make_engine, same_database
+from core.database import Base, database_url, make_engine
+from tests.databases import (
+    DatabaseServerError,
+    check_server_answers,
+    created_database,
+    same_database,
+    sibling_database_url,
+)
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 DEFAULT_TEST_DATABASE_URL = "sqlite://"  # in memory: one shared connection
+# The server tests that need PostgreSQL use when the suite runs on SQLite.
+LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 DecoratedTest = TypeVar("DecoratedTest", bound=Callable[..., Any])
 
@@ -215,10 +222,6 @@ def sqlite_savepoint_works(connection: Connection) -> bool:
 # The run's own database: created for the run, dropped after it
 # --------------------------------------------------------------------------
 
-# Where CREATE/DROP DATABASE are issued from: every PostgreSQL server has it.
-MAINTENANCE_DATABASE = "postgres"
-CONNECT_TIMEOUT_SECONDS = 3
-
 
 def run_tag(config: pytest.Config) -> str:
     """What names this test session's database: `<run id>` or `<run id>_<xdist worker>`.
@@ -234,129 +237,17 @@ def run_tag(config: pytest.Config) -> str:
     return f"{str(workerinput['testrunuid'])[:8]}_{workerinput['workerid']}"
 
 
-def is_memory_database(url: str | URL) -> bool:
-    url = make_url(url)
-    return url.get_backend_name() == "sqlite" and (
-        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
-    )
-
-
-def sibling_database_url(url: str | URL, label: str) -> URL:
-    """A database beside `url`'s, its name suffixed with `_label`.
-
-    `postgresql://host/test` becomes `postgresql://host/test_<label>`,
-    `sqlite:///var/t.db` becomes `sqlite:///var/t_<label>.db`; in memory,
-    "beside" is simply another in-memory database. The run's own database is
-    `sibling_database_url(<configured>, run_tag(config))`; scratch databases
-    for migration tests go beside it: `sibling_database_url(engine.url, "up")`.
-    """
-    url = make_url(url)
-    if is_memory_database(url):
-        return url
-    if url.get_backend_name() == "sqlite":
-        path = Path(url.database or "")
-        return url.set(database=str(path.with_name(f"{path.stem}_{label}{path.suffix}")))
-    return url.set(database=f"{url.database}_{label}")
-
-
-class DatabaseServerError(RuntimeError):
-    """Raised when the test database's server cannot be reached."""
-
-
-def _maintenance_engine(url: URL) -> Engine:
-    return create_engine(
-        url.set(database=MAINTENANCE_DATABASE),
-        isolation_level="AUTOCOMMIT",  # CREATE/DROP DATABASE refuse to run in a transaction
-        poolclass=NullPool,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
-    )
-
-
-def check_server_answers(url: str | URL) -> None:
-    """Fail fast, and readably, when the server of `url` does not answer.
-
-    SQLite has no server: nothing to check.
-    """
-    url = make_url(url)
-    if url.get_backend_name() == "sqlite":
-        return
-    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+def postgres_server_or_skip() -> URL:
+    """A PostgreSQL server for a test that needs one whatever the suite runs on:
+    the suite's own, else `LOCAL_POSTGRES_URL`. Skips the test, saying why,
+    when none answers."""
+    configured = make_url(test_database_url())
+    server = configured if configured.get_backend_name() == "postgresql" else LOCAL_POSTGRES_URL
     try:
-        engine = _maintenance_engine(url)
-        with engine.connect():
-            pass
-        engine.dispose()
-    except ModuleNotFoundError as error:
-        raise DatabaseServerError(
-            f"{TEST_DATABASE_URL_ENV} asks for {url.drivername}, whose driver "
-            f"({error.name}) is not installed. `make install` installs psycopg: use "
-            "a postgresql+psycopg:// URL."
-        ) from error
-    except OperationalError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        raise DatabaseServerError(
-            f"No PostgreSQL server answers at {where} (tried for "
-            f"{CONNECT_TIMEOUT_SECONDS}s as user {url.username!r}): {reason}. Start it, "
-            f"or point {TEST_DATABASE_URL_ENV} at one that runs."
-        ) from error
-
-
-def database_exists(url: str | URL) -> bool:
-    """Whether the database `url` names exists (in-memory SQLite always does)."""
-    url = make_url(url)
-    if is_memory_database(url):
-        return True
-    if url.get_backend_name() == "sqlite":
-        return Path(url.database or "").exists()
-    maintenance = _maintenance_engine(url)
-    try:
-        with maintenance.connect() as connection:
-            found = connection.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
-            )
-    finally:
-        maintenance.dispose()
-    return found is not None
-
-
-@contextmanager
-def created_database(url: str | URL) -> Iterator[URL]:
-    """Create the database `url` names, yield its URL, drop it afterwards.
-
-    Creation fails if the database already exists, so a database the caller
-    did not create is never written to, let alone dropped. In-memory SQLite
-    needs neither step.
-    """
-    url = make_url(url)
-    if is_memory_database(url):
-        yield url
-    elif url.get_backend_name() == "sqlite":
-        path = Path(url.database or "")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Exclusive creation: an existing file raises FileExistsError untouched.
-        path.touch(exist_ok=False)
-        try:
-            yield url
-        finally:
-            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                leftover.unlink(missing_ok=True)
-    elif url.get_backend_name() == "postgresql":
-        maintenance = _maintenance_engine(url)
-        quoted = maintenance.dialect.identifier_preparer.quote(url.database or "")
-        try:
-            with maintenance.connect() as connection:
-                connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
-            try:
-                yield url
-            finally:
-                with maintenance.connect() as connection:
-                    # FORCE: a connection a test forgot to close must not keep
-                    # the database alive after the run.
-                    connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-        finally:
-            maintenance.dispose()
-    else:
-        raise ValueError(f"the harness creates test databases on SQLite and PostgreSQL, not {url}")
+        check_server_answers(server, setting=TEST_DATABASE_URL_ENV)
+    except DatabaseServerError as error:
+        pytest.skip(f"needs PostgreSQL: {error}")
+    return make_url(server)
 
 
 @contextmanager

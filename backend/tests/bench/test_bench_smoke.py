@@ -19,7 +19,10 @@ from sqlalchemy.engine import make_url
 from tests import harness
 
 ROOT = Path(__file__).resolve().parents[3]
-TINY = ["--tests", "2", "--warmup", "0", "--rows", "20", "--tables", "24", "--budget", "0"]
+TINY = [
+    "--tests", "2", "--warmup", "0", "--rows", "20", "--tables", "24", "--budget", "0",
+    "--deletes", "10",
+]  # fmt: skip
 
 SQLITE_STRATEGIES = {
     "floor (no isolation)",
@@ -77,7 +80,8 @@ def test_quick_run_reports_every_sqlite_row_and_skips_absent_postgres(tmp_path: 
 
     skipped = [line for line in stdout.splitlines() if line.startswith("PostgreSQL: skipped")]
     assert len(skipped) == 1, stdout
-    assert "no PostgreSQL server answers at postgresql+psycopg://postgres@127.0.0.1:9" in skipped[0]
+    assert "No PostgreSQL server answers at 127.0.0.1:9 " in skipped[0]
+    assert "point BENCH_POSTGRES_URL at one that runs" in skipped[0]
     assert isolation_cases(document, "sqlite") == {
         (tables, strategy) for tables in (17, 24) for strategy in SQLITE_STRATEGIES
     }
@@ -92,10 +96,15 @@ def test_quick_run_reports_every_sqlite_row_and_skips_absent_postgres(tmp_path: 
     }
     assert all(t["rows"] == 20 and t["rows_per_second"] > 0 for t in document["throughput"])
     assert document["suites"] == []  # --quick never times the suites
+    set_null = document["set_null"]
+    assert (set_null["users"], set_null["loaded"], set_null["repeats"]) == (10, 400, 1)
+    assert all(set_null[time] > 0 for time in ("hook_wall", "hook_cpu", "bare_wall", "ratio"))
+    assert "delete 10 users with 400 objects loaded" in stdout
     verdicts = {t["name"]: t["met"] for t in document["targets"]}
     assert verdicts["sqlite: harness overhead above floor"] in (True, False)
     assert verdicts["postgresql: harness overhead above floor"] is None  # not measured
-    assert document["meta"]["postgres_skipped"].startswith("no PostgreSQL server answers")
+    assert verdicts["sqlite: SET NULL hook / no hook, large delete"] in (True, False)
+    assert document["meta"]["postgres_skipped"].startswith("No PostgreSQL server answers")
 
 
 def test_quick_run_on_postgresql_reports_every_row(tmp_path: Path) -> None:

@@ -16,23 +16,15 @@ import pytest
 from sqlalchemy.engine import URL, make_url
 
 from core.database import Base, make_engine
-from tests import harness
-
-# The server the races run on when the suite itself runs on SQLite.
-LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests import databases, harness
 
 
 def _scratch_postgres(stack: ExitStack) -> URL:
     """A database of this module's own on the suite's PostgreSQL server (or
     the local one), created here and dropped afterwards."""
-    configured = make_url(harness.test_database_url())
-    server = configured if configured.get_backend_name() == "postgresql" else LOCAL_POSTGRES_URL
-    try:
-        harness.check_server_answers(server)
-    except harness.DatabaseServerError as error:
-        pytest.skip(f"needs PostgreSQL: {error}")
-    scratch = harness.sibling_database_url(server, f"race_{uuid.uuid4().hex[:12]}")
-    return stack.enter_context(harness.created_database(scratch))
+    server = harness.postgres_server_or_skip()
+    scratch = databases.sibling_database_url(server, f"race_{uuid.uuid4().hex[:12]}")
+    return stack.enter_context(databases.created_database(scratch))
 
 
 @pytest.fixture(scope="module", params=["sqlite-file", "postgresql"])

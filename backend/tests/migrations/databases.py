@@ -2,27 +2,26 @@
 
 `ScratchDatabases` makes empty or template-copied databases on the backend the
 test run uses: SQLite files in a temporary folder, or PostgreSQL databases
-named after the harness's own test database (created and dropped here, never
-anything else). `schema_snapshot` describes a schema through the inspector,
-so a migrated database and a `create_all` one can be compared field by field.
+named after the harness's own test database, which carries this run's tag
+(`harness.run_tag`), so no other run or xdist worker can meet them. Each is
+created and dropped through `tests.databases.created_database`: creating
+one that exists fails, and only a database created here can be dropped.
+`schema_snapshot` describes a schema through the inspector, so a migrated
+database and a `create_all` one can be compared field by field.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import sqlite3
-from contextlib import closing
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, inspect, text
+from sqlalchemy import URL, Engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from core.migrate import VERSION_TABLE
-
-# PostgreSQL truncates identifiers, database names included, at 63 bytes.
-_MAX_NAME = 63
+from tests.databases import created_database, sibling_database_url
 
 
 class ScratchDatabases:
@@ -32,63 +31,32 @@ class ScratchDatabases:
         self.harness_url = harness_url
         self.folder = folder
         self.sqlite = harness_url.get_backend_name() == "sqlite"
-        self._created: list[URL] = []
+        # Each database's drop, in the context that created it; nothing else drops.
+        self._created: dict[URL, ExitStack] = {}
 
     def create(self, name: str, *, template: URL | None = None) -> URL:
         """A new database called `name`: empty, or a copy of `template`."""
         if not re.fullmatch(r"[a-z0-9_]+", name):
             raise ValueError(f"scratch database names are [a-z0-9_]+, got {name!r}")
-        url = (
-            self._create_sqlite(name, template) if self.sqlite else self._create_pg(name, template)
-        )
-        self._created.append(url)
+        if self.sqlite:
+            wanted = make_url(f"sqlite:///{self.folder / name}.db")
+        else:
+            wanted = sibling_database_url(self.harness_url, name)
+        with ExitStack() as stack:
+            url = stack.enter_context(created_database(wanted, template=template))
+            self._created[url] = stack.pop_all()
         return url
 
     def drop(self, url: URL) -> None:
-        if self.sqlite:
-            for path in Path(url.database or "").parent.glob(f"{Path(url.database or '').name}*"):
-                path.unlink()
-        else:
-            self._admin(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-        self._created.remove(url)
+        """Drop a database this object created; any other URL is refused."""
+        if url not in self._created:
+            raise ValueError(f"{url} was not created by these scratch databases: not dropping it")
+        self._created.pop(url).close()
 
     def drop_all(self) -> None:
-        for url in list(self._created):
+        # Newest first: copies go before the template they were made from.
+        for url in reversed(list(self._created)):
             self.drop(url)
-
-    def _create_sqlite(self, name: str, template: URL | None) -> URL:
-        path = self.folder / f"{name}.db"
-        if template is not None:
-            # The backup API copies a consistent database, WAL contents included.
-            with (
-                closing(sqlite3.connect(template.database or "")) as source,
-                closing(sqlite3.connect(path)) as copy,
-            ):
-                source.backup(copy)
-        return make_url(f"sqlite:///{path}")
-
-    def _create_pg(self, name: str, template: URL | None) -> URL:
-        database = f"{self.harness_url.database}_{name}"
-        # Parallel workers may share one harness database name: keep theirs apart.
-        worker = os.environ.get("PYTEST_XDIST_WORKER")
-        if worker and worker not in (self.harness_url.database or ""):
-            database = f"{self.harness_url.database}_{worker}_{name}"
-        if len(database.encode()) > _MAX_NAME:
-            raise ValueError(f"database name {database!r} is over {_MAX_NAME} bytes")
-        # A leftover of an interrupted run of this very suite: the name is ours.
-        self._admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        copy = f' TEMPLATE "{template.database}"' if template is not None else ""
-        self._admin(f'CREATE DATABASE "{database}"{copy}')
-        return self.harness_url.set(database=database)
-
-    def _admin(self, statement: str) -> None:
-        # CREATE/DROP DATABASE cannot run inside a transaction.
-        engine = create_engine(self.harness_url, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as connection:
-                connection.execute(text(statement))
-        finally:
-            engine.dispose()
 
 
 # --------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from core.database import (
     make_engine,
     make_session_factory,
     new_uuid,
-    same_database,
     session_scope,
     utc_now,
 )
@@ -68,43 +67,6 @@ def test_database_url_defaults_to_the_embedded_file(
         monkeypatch.setenv("DATABASE_URL", value)
     assert database_url() == f"sqlite:///{DEFAULT_DATABASE_PATH}"
     assert DEFAULT_DATABASE_PATH.parent.name == "var"
-
-
-@pytest.mark.parametrize(
-    ("first", "second", "same"),
-    [
-        ("sqlite:///app.db", "sqlite:///app.db", True),
-        ("sqlite:///app.db", "sqlite:///./sub/../app.db", True),
-        ("sqlite:///app.db", "sqlite:///other.db", False),
-        ("sqlite://", "sqlite://", False),
-        ("sqlite:///:memory:", "sqlite:///:memory:", False),
-        ("sqlite:///file:app.db?mode=memory&uri=true", "sqlite:///app.db", False),
-        ("sqlite:///app.db", "postgresql://localhost/app.db", False),
-        ("postgresql+psycopg://u:secret@localhost/app", "postgresql://localhost/app", True),
-        ("postgresql://db.internal/app", "postgresql://db.internal/app_test", False),
-        ("postgresql://db.internal/app", "postgresql://other.internal/app", False),
-        ("postgresql://db.internal:5433/app", "postgresql://db.internal/app", False),
-        # The default port, written or not, is the same server.
-        ("postgresql://db.internal:5432/app", "postgresql://db.internal/app", True),
-        # So is the loopback interface, whatever name it goes by.
-        ("postgresql://127.0.0.1/app", "postgresql://localhost/app", True),
-        ("postgresql://[::1]:5432/app", "postgresql:///app", True),
-    ],
-)
-def test_same_database(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: str, second: str, same: bool
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "sub").mkdir()
-    assert same_database(first, second) is same
-    assert same_database(second, first) is same
-
-
-def test_same_database_resolves_a_relative_sqlite_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert same_database("sqlite:///app.db", f"sqlite:///{tmp_path / 'app.db'}")
 
 
 # --------------------------------------------------------------------------
