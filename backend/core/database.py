@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Connection,
     DateTime,
     Dialect,
     Engine,
@@ -29,9 +31,12 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    func,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, RootTransaction, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -41,6 +46,12 @@ from core.validation import add_range_constraints, install_validators
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_PATH = PROJECT_ROOT / "var" / "agent_governance.db"
 DATABASE_URL_ENV = "DATABASE_URL"
+
+# The backends the application, its migrations and its test harness support,
+# each with the driver `make install` provides for it: the one list every
+# check reads (adding one is an entry here, plus its lock in
+# `exclusive_transaction`).
+SUPPORTED_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
 # One convention for every constraint, so that alembic can diff and
 # batch-migrate them, and no migration ever creates a constraint named None.
@@ -61,6 +72,54 @@ NAMING_CONVENTION = {
 def database_url() -> str:
     """The application database: `DATABASE_URL`, else the embedded SQLite file."""
     return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{DEFAULT_DATABASE_PATH}"
+
+
+class DatabaseURLError(ValueError):
+    """A database URL setting that names nothing the application can use."""
+
+
+def checked_url(url: str | URL, setting: str = DATABASE_URL_ENV) -> URL:
+    """`url` parsed, on a supported backend whose driver is installed.
+
+    Otherwise a `DatabaseURLError` that names `setting`, what is wrong and
+    what would do. Nothing is connected to.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseURLError(
+            f"{setting} is not a database URL (got {_masked(str(url))!r}): write "
+            "dialect+driver://user:password@host:port/database, e.g. "
+            "sqlite:///var/app.db or postgresql+psycopg://user@localhost:5432/app."
+        ) from None
+    backend, shown = parsed.get_backend_name(), parsed.render_as_string(hide_password=True)
+    if backend not in SUPPORTED_BACKENDS:
+        raise DatabaseURLError(
+            f"{setting} names a {backend} database ({shown}), which this application does "
+            f"not support: point it at one of {', '.join(SUPPORTED_BACKENDS)}."
+        )
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, ImportError) as error:
+        # ArgumentError: no such driver; ImportError: one not installed.
+        raise DatabaseURLError(
+            f"{setting} asks for the {parsed.drivername} driver, which is not available "
+            f"({error}): write {SUPPORTED_BACKENDS[backend]}:// (installed by `make install`)."
+        ) from None
+    return parsed
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite URL names, resolved; None in memory or on a server."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite" or _is_memory_sqlite(url):
+        return None
+    return Path(url.database or "").resolve()
+
+
+def _masked(url: str) -> str:
+    """`url` with anything that looks like a password replaced, for messages."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def same_database(first: str | URL, second: str | URL) -> bool:
@@ -262,3 +321,71 @@ def session_scope(
     finally:
         if engine is not None:
             engine.dispose()
+
+
+# The PostgreSQL advisory lock that serialises start-up across processes: the
+# migration and the demo's unit of work. Any fixed 64-bit number shared by
+# every process would do; this one is "agentgov" in ASCII. Other programs on
+# the same server must not use it for something else.
+STARTUP_LOCK_KEY = int.from_bytes(b"agentgov", "big")
+
+
+@contextmanager
+def exclusive_transaction(connection: Connection) -> Iterator[Connection]:
+    """Begin a transaction that one process at a time may hold; commit it at
+    the end of the block (roll it back on error).
+
+    Two processes starting at once (two `python -m core demo`) would otherwise
+    both read "nothing here yet" and both write. The first to get here goes on;
+    the other waits for its commit, then reads what it wrote.
+
+    - PostgreSQL: `pg_advisory_xact_lock(STARTUP_LOCK_KEY)`, released by the
+      commit or rollback. It blocks only other holders of the same lock.
+    - SQLite: `BEGIN IMMEDIATE`, the database's write lock, taken before the
+      first read. A plain (deferred) BEGIN reads a snapshot first, and its
+      first write fails if another writer committed meanwhile. Waiting is
+      bounded by the busy timeout; then "database is locked".
+
+    The connection must have no transaction open: the lock belongs at its start.
+    """
+    if connection.in_transaction():
+        raise RuntimeError("exclusive_transaction begins the transaction: none may be open")
+    backend = connection.dialect.name
+    if backend == "sqlite":
+        transaction = _begin_immediate(connection)
+    elif backend == "postgresql":
+        transaction = connection.begin()
+        connection.execute(select(func.pg_advisory_xact_lock(STARTUP_LOCK_KEY)))
+    else:
+        supported = ", ".join(SUPPORTED_BACKENDS)
+        raise ValueError(f"no start-up lock for {backend}, only for {supported}")
+    with transaction:
+        yield connection
+
+
+def _begin_immediate(connection: Connection) -> RootTransaction:
+    """`connection.begin()`, with its BEGIN sent as BEGIN IMMEDIATE.
+
+    `make_engine` emits BEGIN itself (the sqlite3 driver's own would come too
+    late); this rewrites that one statement. An engine without that listener
+    sends no BEGIN here, which is refused rather than left unlocked.
+    """
+    rewritten: list[str] = []
+
+    def immediate(
+        _conn: Connection, _cursor: Any, statement: str, parameters: Any, *_context: Any
+    ) -> tuple[str, Any]:
+        if statement.strip().upper() == "BEGIN":
+            rewritten.append(statement)
+            return "BEGIN IMMEDIATE", parameters
+        return statement, parameters
+
+    event.listen(connection, "before_cursor_execute", immediate, retval=True)
+    try:
+        transaction = connection.begin()
+    finally:
+        event.remove(connection, "before_cursor_execute", immediate)
+    if not rewritten:
+        transaction.rollback()
+        raise RuntimeError("exclusive_transaction needs a SQLite engine made by make_engine")
+    return transaction
