@@ -86,12 +86,12 @@ def checked_url(url: str | URL, setting: str = DATABASE_URL_ENV) -> URL:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError) as error:  # ValueError: a port that is not a number
         raise DatabaseURLError(
             f"{setting} is not a database URL (got {_masked(str(url))!r}): write "
             "dialect+driver://user:password@host:port/database, e.g. "
             "sqlite:///var/app.db or postgresql+psycopg://user@localhost:5432/app."
-        ) from None
+        ) from error
     backend, shown = parsed.get_backend_name(), parsed.render_as_string(hide_password=True)
     if backend not in SUPPORTED_BACKENDS:
         raise DatabaseURLError(
@@ -105,7 +105,7 @@ def checked_url(url: str | URL, setting: str = DATABASE_URL_ENV) -> URL:
         raise DatabaseURLError(
             f"{setting} asks for the {parsed.drivername} driver, which is not available "
             f"({error}): write {SUPPORTED_BACKENDS[backend]}:// (installed by `make install`)."
-        ) from None
+        ) from error
     return parsed
 
 
