@@ -148,32 +148,31 @@ def _someone_else_can_lock(engine: Engine) -> bool:
         raw.close()
 
 
-def test_the_lock_is_held_until_the_transaction_commits(fresh_database: URL | str) -> None:
+@pytest.fixture
+def fresh_engine(fresh_database: URL | str) -> Iterator[Engine]:
     engine = make_engine(fresh_database)
-    try:
-        with engine.connect() as connection:
-            assert _someone_else_can_lock(engine)
-            with exclusive_transaction(connection):
-                connection.execute(select(1))
-                assert not _someone_else_can_lock(engine)
-            assert not connection.in_transaction()
-            assert _someone_else_can_lock(engine)
-    finally:
-        engine.dispose()
+    yield engine
+    engine.dispose()
 
 
-def test_the_lock_must_begin_the_transaction(fresh_database: URL | str) -> None:
-    engine = make_engine(fresh_database)
-    try:
-        with engine.connect() as connection:
+def test_the_lock_is_held_until_the_transaction_commits(fresh_engine: Engine) -> None:
+    with fresh_engine.connect() as connection:
+        assert _someone_else_can_lock(fresh_engine)
+        with exclusive_transaction(connection):
             connection.execute(select(1))
-            with (
-                pytest.raises(RuntimeError, match="none may be open"),
-                exclusive_transaction(connection),
-            ):
-                pass
-    finally:
-        engine.dispose()
+            assert not _someone_else_can_lock(fresh_engine)
+        assert not connection.in_transaction()
+        assert _someone_else_can_lock(fresh_engine)
+
+
+def test_the_lock_must_begin_the_transaction(fresh_engine: Engine) -> None:
+    with fresh_engine.connect() as connection:
+        connection.execute(select(1))
+        with (
+            pytest.raises(RuntimeError, match="none may be open"),
+            exclusive_transaction(connection),
+        ):
+            pass
 
 
 def test_a_sqlite_engine_without_make_engines_begin_is_refused(tmp_path: Path) -> None:
