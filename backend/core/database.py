@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import (
     JSON,
@@ -114,7 +115,10 @@ def sqlite_file(url: str | URL) -> Path | None:
     url = make_url(url)
     if url.get_backend_name() != "sqlite" or _is_memory_sqlite(url):
         return None
-    return Path(url.database or "").resolve()
+    path = url.database or ""
+    if str(url.query.get("uri", "")).lower() == "true":  # `file:<path>?mode=ro`: its path
+        path = urlsplit(path).path
+    return Path(path).resolve()
 
 
 def _masked(url: str) -> str:
@@ -364,20 +368,23 @@ def exclusive_transaction(connection: Connection) -> Iterator[Connection]:
 
 
 def _begin_immediate(connection: Connection) -> RootTransaction:
-    """`connection.begin()`, with its BEGIN sent as BEGIN IMMEDIATE.
+    """`connection.begin()`, its BEGIN sent as BEGIN IMMEDIATE.
 
-    `make_engine` emits BEGIN itself (the sqlite3 driver's own would come too
-    late); this rewrites that one statement. An engine without that listener
-    sends no BEGIN here, which is refused rather than left unlocked.
+    `make_engine` emits the BEGIN itself (the sqlite3 driver's own would
+    come too late, at the first write); a plain or DEFERRED one is upgraded
+    here, an IMMEDIATE or EXCLUSIVE one kept. An engine that sends no BEGIN
+    at all is refused rather than left unlocked.
     """
-    rewritten: list[str] = []
+    began: list[str] = []
 
     def immediate(
         _conn: Connection, _cursor: Any, statement: str, parameters: Any, *_context: Any
     ) -> tuple[str, Any]:
-        if statement.strip().upper() == "BEGIN":
-            rewritten.append(statement)
-            return "BEGIN IMMEDIATE", parameters
+        words = statement.upper().split()
+        if words[:1] == ["BEGIN"]:
+            began.append(statement)
+            if words[1:2] in ([], ["DEFERRED"]):
+                return "BEGIN IMMEDIATE", parameters
         return statement, parameters
 
     event.listen(connection, "before_cursor_execute", immediate, retval=True)
@@ -385,7 +392,7 @@ def _begin_immediate(connection: Connection) -> RootTransaction:
         transaction = connection.begin()
     finally:
         event.remove(connection, "before_cursor_execute", immediate)
-    if not rewritten:
+    if not began:
         transaction.rollback()
         raise RuntimeError("exclusive_transaction needs a SQLite engine made by make_engine")
     return transaction

@@ -16,9 +16,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import URL
 
 from core import migrate
@@ -173,6 +174,29 @@ def test_the_lock_must_begin_the_transaction(fresh_engine: Engine) -> None:
             exclusive_transaction(connection),
         ):
             pass
+
+
+@pytest.mark.parametrize("begin", ["BEGIN", "BEGIN DEFERRED", "BEGIN IMMEDIATE"])
+def test_on_sqlite_any_begin_the_engine_sends_becomes_the_write_lock(
+    tmp_path: Path, begin: str
+) -> None:
+    # Whichever BEGIN an engine is set up to send (make_engine's, or one
+    # configured otherwise), the exclusive transaction holds the write lock.
+    engine = create_engine(f"sqlite:///{tmp_path / 'begin.db'}")
+
+    @event.listens_for(engine, "connect")
+    def _driver_begins_nothing(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _send(connection: Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    try:
+        with engine.connect() as connection, exclusive_transaction(connection):
+            assert not _someone_else_can_lock(engine)
+    finally:
+        engine.dispose()
 
 
 def test_a_sqlite_engine_without_make_engines_begin_is_refused(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from core.database import (
     DatabaseURLError,
     checked_url,
     make_engine,
+    sqlite_file,
 )
 from core.migrate import MigrationRefused
 from core.problems import TRACEBACK_ENV, ExitCode, Problem, explain, report, unexpected
@@ -287,7 +288,17 @@ def test_upgrade_refuses_a_folder_it_cannot_write(unwritable_folder: Path) -> No
 
 def test_in_memory_and_server_databases_have_no_location_to_check() -> None:
     for url in ("sqlite://", UNREACHABLE):
+        assert sqlite_file(url) is None
         cli.check_location(checked_url(url), creates=False)
+
+
+def test_a_uri_filename_is_checked_at_its_path(tmp_path: Path) -> None:
+    existing = tmp_path / "app.db"
+    sqlite3.connect(existing).close()
+    url = f"sqlite:///file:{existing}?mode=ro&uri=true"
+
+    assert sqlite_file(url) == existing
+    cli.check_location(checked_url(url), creates=False)
 
 
 # --------------------------------------------------------------------------
