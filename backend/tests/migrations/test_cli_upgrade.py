@@ -3,7 +3,9 @@ through alembic, never through create_all."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from core import cli, migrate
+from core.database import make_engine
 from core.models import Base
 from core.problems import ExitCode
 from tests.migrations.sample_rows import populate_every_table, primary_keys
@@ -171,3 +174,81 @@ def test_a_constraint_existing_rows_break_is_named_with_its_table(
 
     assert expected in str(refused)
     assert "the migration was rolled back" in str(refused)
+
+
+class _PostgresError(Exception):
+    """Shaped like psycopg's errors: a SQLSTATE and the server's diagnostics."""
+
+    def __init__(self, message: str, sqlstate: str, **diagnostics: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        fields = ("table_name", "constraint_name", "column_name", "message_detail")
+        self.diag = SimpleNamespace(**{name: diagnostics.get(name) for name in fields})
+
+
+@pytest.mark.parametrize(
+    ("statement", "orig", "expected"),
+    [
+        (
+            'INSERT INTO "_alembic_tmp_users" SELECT * FROM users',
+            sqlite3.IntegrityError("UNIQUE constraint failed: _alembic_tmp_users.email"),
+            "2 rows of table users share values of (email), which UNIQUE constraint "
+            "uq_users_email forbids",
+        ),
+        (
+            "ALTER TABLE users ADD CONSTRAINT uq_users_email UNIQUE (email)",
+            _PostgresError(
+                'could not create unique index "uq_users_email"',
+                "23505",
+                table_name="users",
+                constraint_name="uq_users_email",
+                message_detail="Key (email)=(a@example.com) is duplicated.",
+            ),
+            "2 rows of table users share values of (email), which UNIQUE constraint "
+            "uq_users_email forbids",
+        ),
+        (
+            # The models' rule reads a column this old table lacks: no count.
+            'INSERT INTO "_alembic_tmp_users" SELECT * FROM users',
+            sqlite3.IntegrityError("CHECK constraint failed: ck_users_userrole"),
+            "rows of table users break CHECK constraint ck_users_userrole;",
+        ),
+        (
+            "INSERT INTO teams SELECT * FROM old_teams",
+            sqlite3.IntegrityError("FOREIGN KEY constraint failed"),
+            "rows of table (not reported) break the constraint the migration adds;",
+        ),
+        (
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)",
+            _PostgresError(
+                'duplicate key value violates unique constraint "pg_type_typname_nsp_index"',
+                "23505",
+                table_name="pg_type",
+                constraint_name="pg_type_typname_nsp_index",
+                message_detail="Key (typname, typnamespace)=(alembic_version, 2200) exists.",
+            ),
+            "another process changed the schema at the same time",
+        ),
+    ],
+    ids=["sqlite-unique", "postgres-unique", "uncountable-check", "unnamed", "catalogue"],
+)
+def test_what_each_driver_reports_is_named_and_counted_where_it_can_be(
+    statement: str, orig: Exception, expected: str
+) -> None:
+    engine = make_engine("sqlite://")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)"))
+            connection.execute(
+                text(
+                    "INSERT INTO users (email) VALUES ('a@example.com'), ('a@example.com'), "
+                    "('b@example.com'), (NULL), (NULL)"
+                )
+            )
+        with engine.connect() as connection:
+            refused = migrate.constraint_violation(IntegrityError(statement, {}, orig), connection)
+    finally:
+        engine.dispose()
+
+    assert expected in str(refused)
+    assert len(str(refused).splitlines()) == 2
