@@ -6,22 +6,36 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# Which interpreter built .venv (version and real path), recorded beside it:
+# asking for another one (`make PYTHON=python3.12 ...`, or a python3 that has
+# changed) rebuilds .venv instead of quietly keeping the old one.
+PYTHON_ID    := $(shell $(PYTHON) -c 'import os, platform, sys; print(platform.python_version(), os.path.realpath(sys.executable))' 2>/dev/null)
+PYTHON_STAMP := $(VENV)/.python
+ifneq ($(PYTHON_ID),$(shell cat $(PYTHON_STAMP) 2>/dev/null))
+$(STAMP): FORCE
+endif
+
 PYTEST_COV := --cov --cov-branch --cov-report=term-missing --cov-report=json:coverage.json
 
 # The PostgreSQL server `make test-postgres` uses. The run never writes to
 # this database: it creates <name>_<run id>_<worker> beside it and drops it.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: help install run test test-postgres test-isolation lint bench clean revision schema-doc
+.PHONY: help install run test test-postgres test-isolation lint bench clean revision schema-doc FORCE
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(STAMP): pyproject.toml
+	@test -n "$(PYTHON_ID)" || { echo "$(PYTHON) does not run: install Python 3.11+, or make PYTHON=/path/to/python3"; exit 2; }
+	@if [ "$$(cat $(PYTHON_STAMP) 2>/dev/null)" != "$(PYTHON_ID)" ]; then echo "$(VENV) was not made by $(PYTHON) ($(PYTHON_ID)): rebuilding it"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,postgres,dev]'
+	echo '$(PYTHON_ID)' > $(PYTHON_STAMP)
 	touch $(STAMP)
+
+FORCE:
 
 install: $(STAMP) ## create .venv and install the project with all extras
 

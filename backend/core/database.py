@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import (
     JSON,
+    Connection,
     DateTime,
     Dialect,
     Engine,
@@ -30,9 +32,12 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    func,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, RootTransaction, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -42,6 +47,12 @@ from core.validation import add_range_constraints, install_validators
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_PATH = PROJECT_ROOT / "var" / "agent_governance.db"
 DATABASE_URL_ENV = "DATABASE_URL"
+
+# The backends the application, its migrations and its test harness support,
+# each with the driver `make install` provides for it: the one list every
+# check reads (adding one is an entry here, plus its lock in
+# `exclusive_transaction`).
+SUPPORTED_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
 # One convention for every constraint, so that alembic can diff and
 # batch-migrate them, and no migration ever creates a constraint named None.
@@ -71,6 +82,57 @@ def is_memory_sqlite(url: str | URL) -> bool:
     return url.get_backend_name() == "sqlite" and (
         url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
     )
+
+
+class DatabaseURLError(ValueError):
+    """A database URL setting that names nothing the application can use."""
+
+
+def checked_url(url: str | URL, setting: str = DATABASE_URL_ENV) -> URL:
+    """`url` parsed, on a supported backend whose driver is installed.
+
+    Otherwise a `DatabaseURLError` that names `setting`, what is wrong and
+    what would do. Nothing is connected to.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as error:  # ValueError: a port that is not a number
+        raise DatabaseURLError(
+            f"{setting} is not a database URL (got {_masked(str(url))!r}): write "
+            "dialect+driver://user:password@host:port/database, e.g. "
+            "sqlite:///var/app.db or postgresql+psycopg://user@localhost:5432/app."
+        ) from error
+    backend, shown = parsed.get_backend_name(), parsed.render_as_string(hide_password=True)
+    if backend not in SUPPORTED_BACKENDS:
+        raise DatabaseURLError(
+            f"{setting} names a {backend} database ({shown}), which this application does "
+            f"not support: point it at one of {', '.join(SUPPORTED_BACKENDS)}."
+        )
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, ImportError) as error:
+        # ArgumentError: no such driver; ImportError: one not installed.
+        raise DatabaseURLError(
+            f"{setting} asks for the {parsed.drivername} driver, which is not available "
+            f"({error}): write {SUPPORTED_BACKENDS[backend]}:// (installed by `make install`)."
+        ) from error
+    return parsed
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite URL names, resolved; None in memory or on a server."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url):
+        return None
+    path = url.database or ""
+    if str(url.query.get("uri", "")).lower() == "true":  # `file:<path>?mode=ro`: its path
+        path = urlsplit(path).path
+    return Path(path).resolve()
+
+
+def _masked(url: str) -> str:
+    """`url` with anything that looks like a password replaced, for messages."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 # --------------------------------------------------------------------------
@@ -200,11 +262,10 @@ def make_engine(
     if memory:
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
-    else:  # a file: only an in-memory URL may lack a path
-        path = url.database or ""
-        if str(url.query.get("uri", "")).lower() == "true":  # `file:<path>?mode=ro`: its path
-            path = urlsplit(path).path
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        file = sqlite_file(url)
+        assert file is not None  # on SQLite, only an in-memory URL names no file
+        file.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
     _install_sqlite_pragmas(engine, file_database=not memory, begin=begin)
     return engine
@@ -295,3 +356,74 @@ def session_scope(
     finally:
         if engine is not None:
             engine.dispose()
+
+
+# The PostgreSQL advisory lock that serialises start-up across processes: the
+# migration and the demo's unit of work. Any fixed 64-bit number shared by
+# every process would do; this one is "agentgov" in ASCII. Other programs on
+# the same server must not use it for something else.
+STARTUP_LOCK_KEY = int.from_bytes(b"agentgov", "big")
+
+
+@contextmanager
+def exclusive_transaction(connection: Connection) -> Iterator[Connection]:
+    """Begin a transaction that one process at a time may hold; commit it at
+    the end of the block (roll it back on error).
+
+    Two processes starting at once (two `python -m core demo`) would otherwise
+    both read "nothing here yet" and both write. The first to get here goes on;
+    the other waits for its commit, then reads what it wrote.
+
+    - PostgreSQL: `pg_advisory_xact_lock(STARTUP_LOCK_KEY)`, released by the
+      commit or rollback. It blocks only other holders of the same lock.
+    - SQLite: `BEGIN IMMEDIATE`, the database's write lock, taken before the
+      first read. A plain (deferred) BEGIN reads a snapshot first, and its
+      first write fails if another writer committed meanwhile. Waiting is
+      bounded by the busy timeout; then "database is locked".
+
+    The connection must have no transaction open: the lock belongs at its start.
+    """
+    if connection.in_transaction():
+        raise RuntimeError("exclusive_transaction begins the transaction: none may be open")
+    backend = connection.dialect.name
+    if backend == "sqlite":
+        transaction = _begin_immediate(connection)
+    elif backend == "postgresql":
+        transaction = connection.begin()
+        connection.execute(select(func.pg_advisory_xact_lock(STARTUP_LOCK_KEY)))
+    else:
+        supported = ", ".join(SUPPORTED_BACKENDS)
+        raise ValueError(f"no start-up lock for {backend}, only for {supported}")
+    with transaction:
+        yield connection
+
+
+def _begin_immediate(connection: Connection) -> RootTransaction:
+    """`connection.begin()`, its BEGIN sent as BEGIN IMMEDIATE.
+
+    `make_engine` emits the BEGIN itself (the sqlite3 driver's own would
+    come too late, at the first write); a plain or DEFERRED one is upgraded
+    here, an IMMEDIATE or EXCLUSIVE one kept. An engine that sends no BEGIN
+    at all is refused rather than left unlocked.
+    """
+    began: list[str] = []
+
+    def immediate(
+        _conn: Connection, _cursor: Any, statement: str, parameters: Any, *_context: Any
+    ) -> tuple[str, Any]:
+        words = statement.upper().split()
+        if words[:1] == ["BEGIN"]:
+            began.append(statement)
+            if words[1:2] in ([], ["DEFERRED"]):
+                return "BEGIN IMMEDIATE", parameters
+        return statement, parameters
+
+    event.listen(connection, "before_cursor_execute", immediate, retval=True)
+    try:
+        transaction = connection.begin()
+    finally:
+        event.remove(connection, "before_cursor_execute", immediate)
+    if not began:
+        transaction.rollback()
+        raise RuntimeError("exclusive_transaction needs a SQLite engine made by make_engine")
+    return transaction

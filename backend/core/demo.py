@@ -2,7 +2,8 @@
 
 `python -m core demo` runs it on `DATABASE_URL`. The tenant (workspace, team,
 people) is found or created, so running the demo again reuses it; every run
-adds its own numbered set of agents and their history.
+adds its own numbered set of agents and their history. Two demos started at
+once take turns (`play_round`): rounds 1 and 2, on one tenant.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core import governance
+from core.database import exclusive_transaction
 from core.models import (
     AgentProposal,
     AgentRegistry,
@@ -39,6 +41,26 @@ class Tenant:
     team: Team
     lead: User
     member: User
+
+
+def play_round(engine: Engine, out: Print = print) -> int:
+    """Play one round in a transaction of its own, committed; return its number.
+
+    The round's number and the tenant are read and written under the
+    start-up lock: a second process waits, then finds round 1 and the tenant
+    the first one committed, instead of both playing round 1 (or both
+    creating a tenant) on what each read before the other wrote.
+    """
+    # The session joins the locked transaction: its commit only flushes, and
+    # `exclusive_transaction` commits (or rolls back) the round as one.
+    with (
+        engine.connect() as connection,
+        exclusive_transaction(connection),
+        Session(bind=connection) as session,
+    ):
+        run = run_demo(session, out)
+        session.commit()
+    return run
 
 
 def run_demo(session: Session, out: Print = print) -> int:

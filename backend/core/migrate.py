@@ -8,25 +8,58 @@ is exactly what `alembic revision --autogenerate` and `alembic check` see.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 from alembic import command
 from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Dialect, Engine, MetaData, Table, inspect
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Connection,
+    Dialect,
+    Engine,
+    Index,
+    MetaData,
+    Table,
+    UniqueConstraint,
+    column,
+    func,
+    inspect,
+    literal_column,
+    not_,
+    select,
+    table,
+)
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.schema import DefaultClause
-from sqlalchemy.sql.elements import False_, True_
+from sqlalchemy.sql.elements import ColumnClause, False_, TextClause, True_
 from sqlalchemy.sql.functions import now
 
 from core.database import PROJECT_ROOT, Base, UTCDateTime
 
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 VERSION_TABLE = "alembic_version"
+# env.py writes the revisions it found and left here, read inside its lock.
+REVISIONS_ATTRIBUTE = "revisions"
+
+
+class Moved(NamedTuple):
+    """The revision a database was at before a migration run, and after it."""
+
+    before: str | None
+    after: str | None
+
+
+class MigrationRefused(RuntimeError):
+    """The rows in the database stop a migration; it was rolled back."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -47,10 +80,19 @@ def script_directory() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config())
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database behind `engine` to `revision` (env.py commits)."""
+def upgrade(engine: Engine, revision: str = "head") -> Moved:
+    """Bring the database behind `engine` to `revision` (env.py commits).
+
+    What it moved from and to is read under env.py's start-up lock: of two
+    processes upgrading at once, one reports the upgrade and the other finds
+    the database already there.
+    """
+    config = alembic_config()
     with engine.connect() as connection:
-        command.upgrade(alembic_config(connection), revision)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    before, after = config.attributes[REVISIONS_ATTRIBUTE]
+    return Moved(before, after)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -62,6 +104,15 @@ def downgrade(engine: Engine, revision: str) -> None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def unknown_revisions(engine: Engine) -> list[str]:
+    """Revisions the database is stamped with that this migration tree lacks:
+    newer code migrated it, or a revision file was deleted."""
+    with engine.connect() as connection:
+        stamped = MigrationContext.configure(connection).get_current_heads()
+    known = {script.revision for script in script_directory().walk_revisions()}
+    return sorted(set(stamped) - known)
 
 
 def drop_version_table(connection: Connection) -> None:
@@ -103,8 +154,11 @@ def check_foreign_keys(connection: Connection) -> None:
         return
     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
     if broken:
-        rows = ", ".join(f"{table} rowid {rowid} -> {parent}" for table, rowid, parent, _ in broken)
-        raise RuntimeError(f"the migration left rows with dangling foreign keys: {rows}")
+        rows = ", ".join(f"{child} rowid {rowid} -> {parent}" for child, rowid, parent, _ in broken)
+        raise MigrationRefused(
+            f"the migration left rows with dangling foreign keys: {rows}; it was rolled back.\n"
+            "Delete those rows or restore their parents, then upgrade again."
+        )
 
 
 def unversioned_tables(engine: Engine) -> list[str]:
@@ -114,6 +168,163 @@ def unversioned_tables(engine: Engine) -> list[str]:
     if VERSION_TABLE in names:
         return []
     return sorted(names & set(Base.metadata.tables))
+
+
+# --------------------------------------------------------------------------
+# Existing rows that break a constraint a migration adds
+# --------------------------------------------------------------------------
+
+# SQLite batch mode copies a table into "_alembic_tmp_<name>" to rebuild it:
+# a constraint the copy enforces is reported against that name.
+_BATCH_COPY_PREFIX = "_alembic_tmp_"
+_SQLITE_VIOLATION = re.compile(r"(CHECK|UNIQUE|NOT NULL) constraint failed: (.+)")
+# PostgreSQL's SQLSTATE for each kind of violation, and the columns of a
+# unique one ("Key (workspace_id, name)=(1, a) is duplicated.").
+_SQLSTATE_KIND = {"23514": "CHECK", "23505": "UNIQUE", "23502": "NOT NULL"}
+_POSTGRES_KEY = re.compile(r"Key \((.+?)\)=")
+
+
+@dataclass
+class Violation:
+    """A constraint that existing rows break, as far as it could be found out."""
+
+    kind: str | None  # CHECK, UNIQUE, NOT NULL, or None when the driver does not say
+    table: str | None
+    constraint: str | None
+    columns: list[str]
+    rows: int | None = None
+
+    def describe(self) -> str:
+        rows = "rows" if self.rows is None else f"{self.rows} row{'' if self.rows == 1 else 's'}"
+        where = f"{rows} of table {self.table or '(not reported)'}"
+        constraint = f"{self.kind or 'the'} constraint" + (
+            f" {self.constraint}" if self.constraint else " the migration adds"
+        )
+        columns = ", ".join(self.columns)
+        if self.kind == "NOT NULL":
+            return f"{where} have no value in column {columns}, which the migration makes NOT NULL"
+        if self.kind == "UNIQUE" and columns:
+            return f"{where} share values of ({columns}), which {constraint} forbids"
+        return f"{where} break {constraint}"
+
+
+def constraint_violation(error: IntegrityError, connection: Connection) -> MigrationRefused:
+    """What an IntegrityError during a migration means, in words: the table,
+    the constraint, and how many existing rows break it.
+
+    The driver names the constraint (PostgreSQL's diagnostics; SQLite's
+    message). Rows are counted with the models' definition of it, on
+    `connection` once the failed migration is rolled back; when either is
+    not at hand the count is left out.
+    """
+    violation = _violation(error)
+    reason = str(error.orig).strip().splitlines()[0]
+    if (violation.table or "").startswith("pg_"):
+        # PostgreSQL's own catalogue: another process created the same
+        # objects at the same moment, without the start-up lock.
+        return MigrationRefused(
+            f"Cannot migrate: another process changed the schema at the same time ({reason}); "
+            "this migration was rolled back.\nRun it again once the other one has finished."
+        )
+    model = _model_constraint(violation)
+    if model is not None and model.table is not None:
+        violation.table, violation.constraint = model.table.name, str(model.name)
+        violation.columns = violation.columns or [c.name for c in model.columns]
+    violation.rows = _count_breaking_rows(connection, violation, model)
+    return MigrationRefused(
+        f"Cannot migrate: {violation.describe()}; the migration was rolled back ({reason}).\n"
+        "Correct or delete those rows, then run the migration again."
+    )
+
+
+def _violation(error: IntegrityError) -> Violation:
+    """The violation as the driver reports it."""
+    diagnostics = getattr(error.orig, "diag", None)
+    if diagnostics is not None:  # psycopg
+        key = _POSTGRES_KEY.search(diagnostics.message_detail or "")
+        columns = key.group(1).split(", ") if key else [diagnostics.column_name]
+        return Violation(
+            _SQLSTATE_KIND.get(getattr(error.orig, "sqlstate", None) or ""),
+            diagnostics.table_name,
+            diagnostics.constraint_name,
+            [name for name in columns if name],
+        )
+    match = _SQLITE_VIOLATION.search(str(error.orig))
+    if match is None:
+        return Violation(None, None, None, [])
+    kind, detail = match.groups()
+    if kind == "CHECK":
+        # SQLite names no table: batch mode's copy statement does.
+        copy = re.search(rf'INSERT INTO "?{_BATCH_COPY_PREFIX}(\w+)', error.statement or "")
+        return Violation(kind, copy.group(1) if copy else None, detail.strip(), [])
+    # "UNIQUE constraint failed: _alembic_tmp_users.email, _alembic_tmp_users.x"
+    qualified = [name.strip().split(".") for name in detail.split(",")]
+    table_name = qualified[0][0].removeprefix(_BATCH_COPY_PREFIX)
+    return Violation(kind, table_name, None, [parts[-1] for parts in qualified])
+
+
+ModelConstraint = CheckConstraint | UniqueConstraint | Index
+
+
+def _model_constraint(violation: Violation) -> ModelConstraint | None:
+    """The models' CHECK, UNIQUE constraint or unique index the driver means."""
+    for model in Base.metadata.tables.values():
+        if violation.table not in (None, model.name):
+            continue
+        for item in _constraints_of_kind(model, violation.kind):
+            if violation.constraint is not None and item.name == violation.constraint:
+                return item
+            if violation.columns and [c.name for c in item.columns] == violation.columns:
+                return item
+    return None
+
+
+def _constraints_of_kind(model: Table, kind: str | None) -> list[ModelConstraint]:
+    if kind == "CHECK":
+        return [item for item in model.constraints if isinstance(item, CheckConstraint)]
+    if kind == "UNIQUE":
+        unique: list[ModelConstraint] = [
+            item for item in model.constraints if isinstance(item, UniqueConstraint)
+        ]
+        return unique + [index for index in model.indexes if index.unique]
+    return []
+
+
+def _count_breaking_rows(
+    connection: Connection, violation: Violation, model: ModelConstraint | None
+) -> int | None:
+    if violation.table is None or connection.in_transaction():
+        # Inside a caller's transaction: a failed one on PostgreSQL, and not
+        # ours to end on SQLite.
+        return None
+    keys: list[ColumnClause[Any]] = [column(name) for name in violation.columns]
+    target = table(violation.table, *keys)
+    if isinstance(model, CheckConstraint) and model.table is not None:
+        rule = model.sqltext
+        if isinstance(rule, TextClause):  # written as SQL: NOT needs it as one term
+            rule = literal_column(f"({rule.text})", Boolean)
+        # FROM the model's table: the rule's columns are bound to it.
+        query = select(func.count()).select_from(model.table).where(not_(rule))
+    elif violation.kind == "NOT NULL" and keys:
+        query = select(func.count()).select_from(target).where(keys[0].is_(None))
+    elif violation.kind == "UNIQUE" and keys:
+        shared = (
+            select(func.count().label("n"))
+            .select_from(target)
+            .where(*(key.is_not(None) for key in keys))
+            .group_by(*keys)
+            .having(func.count() > 1)
+            .subquery()
+        )
+        query = select(func.coalesce(func.sum(shared.c.n), 0))
+    else:
+        return None
+    try:
+        return int(connection.scalar(query) or 0)
+    except SQLAlchemyError:
+        return None
+    finally:
+        connection.rollback()
 
 
 def migration_options(dialect: Dialect) -> dict[str, Any]:

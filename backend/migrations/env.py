@@ -1,28 +1,43 @@
 """Alembic's environment: which database, which metadata, how to compare.
 
 The database is the application's own (`DATABASE_URL`, by default the
-embedded SQLite file), or a connection handed in through
-`config.attributes["connection"]` by `core.migrate` and the tests. Every
-option comes from `core.migrate.migration_options`, shared with the tests.
+embedded SQLite file), or an `Engine` or `Connection` handed in through
+`config.attributes["connection"]` by `core.migrate`, the tests, or tools
+such as pytest-alembic. Every option comes from
+`core.migrate.migration_options`, shared with the tests.
+
+A run holds the start-up lock (`core.database.exclusive_transaction`), so
+two processes migrating one database at once migrate it once. From the
+`alembic` command, a failure a person can fix (a bad `DATABASE_URL`, a
+server that does not answer, rows that break a new constraint) is one line
+and a non-zero exit; `CORE_TRACEBACK=1` shows the trace.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
 from alembic.operations.ops import MigrationScript
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
 
 import core.models  # noqa: F401  (fills Base.metadata: autogenerate compares against it)
-from core.database import database_url, make_engine
+from core.database import checked_url, database_url, exclusive_transaction, make_engine
 from core.migrate import (
+    REVISIONS_ATTRIBUTE,
     check_foreign_keys,
+    constraint_violation,
     drop_version_table,
     migration_options,
     sqlite_foreign_keys_off,
 )
+from core.problems import ExitCode, Problem, explain, report
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logging", True):
@@ -40,25 +55,53 @@ def skip_empty_revision(_context: Any, _revision: Any, directives: list[Migratio
 
 
 def run_migrations(connection: Connection) -> None:
-    """Run the requested migrations in one transaction, committed here."""
-    context.configure(
-        connection=connection,
-        process_revision_directives=skip_empty_revision,
-        **migration_options(connection.dialect),
+    """Run the requested migrations in one transaction, committed here.
+
+    A connection handed in inside a transaction of its caller's stays in it:
+    the caller commits, and owns the locking.
+    """
+    transaction: AbstractContextManager[Any] = (
+        nullcontext() if connection.in_transaction() else exclusive_transaction(connection)
     )
-    with sqlite_foreign_keys_off(connection), context.begin_transaction():
-        context.run_migrations()
-        check_foreign_keys(connection)
-        if not context.get_context().get_current_heads():
-            drop_version_table(connection)
+    try:
+        with sqlite_foreign_keys_off(connection), transaction:
+            context.configure(
+                connection=connection,
+                process_revision_directives=skip_empty_revision,
+                **migration_options(connection.dialect),
+            )
+            with context.begin_transaction():
+                migration = context.get_context()
+                # Read under the lock: what this run found is what it changed.
+                before = ", ".join(migration.get_current_heads()) or None
+                context.run_migrations()
+                check_foreign_keys(connection)
+                after = ", ".join(migration.get_current_heads()) or None
+                if after is None:
+                    drop_version_table(connection)
+                config.attributes[REVISIONS_ATTRIBUTE] = (before, after)
+    except IntegrityError as error:
+        raise constraint_violation(error, connection) from error
 
 
 def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        run_migrations(connection)
-        return
-    engine = make_engine(database_url())
+    handed_in = config.attributes.get("connection")
+    if isinstance(handed_in, Engine):
+        with handed_in.connect() as connection:
+            run_migrations(connection)
+    elif isinstance(handed_in, Connection):
+        run_migrations(handed_in)
+    elif handed_in is None:
+        on_database_url(migrate_database_at)
+    else:
+        raise TypeError(
+            'config.attributes["connection"] must be a SQLAlchemy Engine or Connection, '
+            f"not {type(handed_in).__name__}"
+        )
+
+
+def migrate_database_at(url: URL) -> None:
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
             run_migrations(connection)
@@ -66,9 +109,16 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
-def run_migrations_offline() -> None:
+def write_sql_for(url: URL) -> None:
     """`alembic upgrade head --sql`: print the SQL instead of running it."""
-    engine = make_engine(database_url())
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        raise Problem(
+            ExitCode.USAGE,
+            "alembic --sql cannot write SQLite migrations: batch mode rebuilds each table it "
+            "alters from the live table's reflected schema. Run `alembic upgrade` on a copy of "
+            "the database instead, or use --sql with a postgresql DATABASE_URL.",
+        )
     context.configure(
         url=engine.url,
         literal_binds=True,
@@ -79,7 +129,21 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def on_database_url(run: Callable[[URL], None]) -> None:
+    """Run `run(url)` on `DATABASE_URL`, as the `alembic` command does: a
+    failure a person can fix ends the process with one line, not a trace."""
+    url = None
+    try:
+        url = checked_url(database_url())
+        run(url)
+    except Exception as error:
+        problem = explain(error, url)
+        if problem is None:
+            raise
+        sys.exit(report(problem))
+
+
 if context.is_offline_mode():
-    run_migrations_offline()
+    on_database_url(write_sql_for)
 else:
     run_migrations_online()

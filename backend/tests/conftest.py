@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core.database import DatabaseURLError, checked_url
 from tests import databases, harness
 from tests.factories.base import bind_session
 
@@ -38,23 +39,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    # Once, before xdist starts its workers (which have `workerinput`): a
-    # missing server is one clear message, not an error per test.
-    if not hasattr(session.config, "workerinput"):
-        try:
-            databases.check_server_answers(
-                harness.test_database_url(), setting=harness.TEST_DATABASE_URL_ENV
-            )
-        except databases.DatabaseServerError as error:
-            pytest.exit(str(error), returncode=4)
+    # Once, before any test runs and before xdist starts its workers (which
+    # have `workerinput`): a database the suite must not use (the
+    # development one) or cannot use (malformed, an unsupported backend, no
+    # server) stops the run with one clear message, not after the tests
+    # that need no database have passed, nor with an error per test.
+    if hasattr(session.config, "workerinput"):
+        return
+    url = harness.test_database_url()
+    try:
+        checked_url(url, harness.TEST_DATABASE_URL_ENV)
+        harness.refuse_development_database(url)
+        databases.check_server_answers(url, setting=harness.TEST_DATABASE_URL_ENV)
+    except (
+        DatabaseURLError,
+        harness.DevelopmentDatabaseError,
+        databases.DatabaseServerError,
+    ) as err:
+        pytest.exit(str(err), returncode=4)
 
 
 @pytest.fixture(scope="session")
 def engine(pytestconfig: pytest.Config) -> Iterator[Engine]:
-    try:
-        harness.refuse_development_database(harness.test_database_url())
-    except harness.DevelopmentDatabaseError as error:
-        pytest.exit(str(error), returncode=4)
+    # The database was vetted at session start; `engine_for_run` refuses the
+    # development database once more, for callers outside this conftest.
     with harness.engine_for_run(harness.run_tag(pytestconfig)) as engine:
         yield engine
 

@@ -251,6 +251,16 @@ def postgres_server_or_skip() -> URL:
 
 
 @contextmanager
+def scratch_postgres(label: str) -> Iterator[URL]:
+    """A PostgreSQL database of the caller's own, `<server database>_<label>_<random>`,
+    on the server `postgres_server_or_skip` finds; created here, dropped afterwards."""
+    server = postgres_server_or_skip()
+    scratch = sibling_database_url(server, f"{label}_{uuid.uuid4().hex[:12]}")
+    with created_database(scratch) as url:
+        yield url
+
+
+@contextmanager
 def engine_for_run(tag: str, configured: str | None = None) -> Iterator[Engine]:
     """An engine on this run's own test database, with the schema built once.
 

@@ -8,7 +8,6 @@ dropped here, and each test seeds rows of its own in it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -16,15 +15,7 @@ import pytest
 from sqlalchemy.engine import URL, make_url
 
 from core.database import Base, make_engine
-from tests import databases, harness
-
-
-def _scratch_postgres(stack: ExitStack) -> URL:
-    """A database of this module's own on the suite's PostgreSQL server (or
-    the local one), created here and dropped afterwards."""
-    server = harness.postgres_server_or_skip()
-    scratch = databases.sibling_database_url(server, f"race_{uuid.uuid4().hex[:12]}")
-    return stack.enter_context(databases.created_database(scratch))
+from tests import harness
 
 
 @pytest.fixture(scope="module", params=["sqlite-file", "postgresql"])
@@ -36,7 +27,7 @@ def race_url(
         if request.param == "sqlite-file":
             url = make_url(f"sqlite:///{tmp_path_factory.mktemp('race') / 'race.db'}")
         else:
-            url = _scratch_postgres(stack)
+            url = stack.enter_context(harness.scratch_postgres("race"))
         engine = make_engine(url)
         try:
             Base.metadata.create_all(engine)

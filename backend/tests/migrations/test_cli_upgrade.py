@@ -3,11 +3,22 @@ through alembic, never through create_all."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+from types import SimpleNamespace
+
 import pytest
-from sqlalchemy import Engine
+import sqlalchemy as sa
+from alembic.operations import BatchOperations, Operations
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from core import cli, migrate
+from core.database import make_engine
 from core.models import Base
+from core.problems import ExitCode
+from tests.migrations.sample_rows import populate_every_table, primary_keys
 
 
 @pytest.fixture
@@ -50,7 +61,7 @@ def test_upgrade_refuses_a_database_built_without_migrations(
 
     assert cli.main(["upgrade"]) == 1
 
-    assert "alembic stamp head" in capsys.readouterr().out
+    assert "alembic stamp head" in capsys.readouterr().err
     assert migrate.current_revision(application_database) is None
 
 
@@ -62,3 +73,182 @@ def test_stats_prints_row_counts_without_changing_the_schema(
     assert cli.main(["stats"]) == 0
 
     assert "users" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------
+# Databases `upgrade` refuses, each in one or two lines
+# --------------------------------------------------------------------------
+
+# The revision before d5e08e6c2b32, which refuses a second "@" in an email.
+BEFORE_EMAIL_CHECK = "471e0a1e9e28"
+
+
+def test_upgrade_refuses_a_revision_this_code_does_not_have(
+    application_database: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrate.upgrade(application_database)
+    with application_database.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'deadbeef0000'"))
+
+    assert cli.main(["upgrade"]) == ExitCode.REFUSED
+
+    error = capsys.readouterr().err
+    assert "is at revision deadbeef0000, which this code's migrations" in error
+    assert "`alembic stamp --purge head` adopts it" in error
+    assert len(error.strip().splitlines()) == 2
+    assert migrate.unknown_revisions(application_database) == ["deadbeef0000"]
+
+
+def test_upgrade_names_the_table_constraint_and_rows_a_new_check_refuses(
+    application_database: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrate.upgrade(application_database, BEFORE_EMAIL_CHECK)
+    written = populate_every_table(application_database)
+    with application_database.begin() as connection:
+        # Legal before the revision, refused by its CHECK: one per user row.
+        connection.execute(text("UPDATE users SET email = id || '@old@example.com'"))
+
+    assert cli.main(["upgrade"]) == ExitCode.REFUSED
+
+    error = capsys.readouterr().err
+    assert (
+        f"Cannot migrate: {len(written['users'])} rows of table users break CHECK constraint "
+        "ck_users_email_format; the migration was rolled back"
+    ) in error
+    assert "Correct or delete those rows" in error
+    assert len(error.strip().splitlines()) == 2
+    assert migrate.current_revision(application_database) == BEFORE_EMAIL_CHECK
+    assert primary_keys(application_database, list(written)) == written
+
+
+LEGACY = sa.table("legacy", sa.column("id"), sa.column("code"), sa.column("owner"))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda batch: batch.create_unique_constraint("uq_legacy_code", ["code"]),
+            "3 rows of table legacy share values of (code), which UNIQUE",
+        ),
+        (
+            lambda batch: batch.alter_column("owner", existing_type=sa.String(), nullable=False),
+            "2 rows of table legacy have no value in column owner, which the migration makes",
+        ),
+        (
+            # Named by the naming convention, like the models' CHECKs: ck_legacy_code.
+            lambda batch: batch.create_check_constraint("code", "code <> 'x'"),
+            "rows of table legacy break CHECK constraint ck_legacy_code",
+        ),
+    ],
+    ids=["unique", "not-null", "check-the-models-do-not-have"],
+)
+def test_a_constraint_existing_rows_break_is_named_with_its_table(
+    empty_engine: Engine, change: Callable[[BatchOperations], None], expected: str
+) -> None:
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text("CREATE TABLE legacy (id INTEGER PRIMARY KEY, code TEXT, owner TEXT)")
+        )
+        connection.execute(
+            sa.insert(LEGACY),
+            [
+                {"id": n, "code": code, "owner": owner}
+                for n, (code, owner) in enumerate(
+                    [("x", None), ("x", "a"), ("x", None), ("y", "b"), (None, "c"), (None, "d")]
+                )
+            ],
+        )
+
+    with empty_engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts=migrate.migration_options(connection.dialect)
+        )
+        with (
+            pytest.raises(IntegrityError) as failed,
+            context.begin_transaction(),
+            Operations(context).batch_alter_table("legacy") as batch,
+        ):
+            change(batch)
+        refused = migrate.constraint_violation(failed.value, connection)
+
+    assert expected in str(refused)
+    assert "the migration was rolled back" in str(refused)
+
+
+class _PostgresError(Exception):
+    """Shaped like psycopg's errors: a SQLSTATE and the server's diagnostics."""
+
+    def __init__(self, message: str, sqlstate: str, **diagnostics: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        fields = ("table_name", "constraint_name", "column_name", "message_detail")
+        self.diag = SimpleNamespace(**{name: diagnostics.get(name) for name in fields})
+
+
+@pytest.mark.parametrize(
+    ("statement", "orig", "expected"),
+    [
+        (
+            'INSERT INTO "_alembic_tmp_users" SELECT * FROM users',
+            sqlite3.IntegrityError("UNIQUE constraint failed: _alembic_tmp_users.email"),
+            "2 rows of table users share values of (email), which UNIQUE constraint "
+            "uq_users_email forbids",
+        ),
+        (
+            "ALTER TABLE users ADD CONSTRAINT uq_users_email UNIQUE (email)",
+            _PostgresError(
+                'could not create unique index "uq_users_email"',
+                "23505",
+                table_name="users",
+                constraint_name="uq_users_email",
+                message_detail="Key (email)=(a@example.com) is duplicated.",
+            ),
+            "2 rows of table users share values of (email), which UNIQUE constraint "
+            "uq_users_email forbids",
+        ),
+        (
+            # The models' rule reads a column this old table lacks: no count.
+            'INSERT INTO "_alembic_tmp_users" SELECT * FROM users',
+            sqlite3.IntegrityError("CHECK constraint failed: ck_users_userrole"),
+            "rows of table users break CHECK constraint ck_users_userrole;",
+        ),
+        (
+            "INSERT INTO teams SELECT * FROM old_teams",
+            sqlite3.IntegrityError("FOREIGN KEY constraint failed"),
+            "rows of table (not reported) break the constraint the migration adds;",
+        ),
+        (
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)",
+            _PostgresError(
+                'duplicate key value violates unique constraint "pg_type_typname_nsp_index"',
+                "23505",
+                table_name="pg_type",
+                constraint_name="pg_type_typname_nsp_index",
+                message_detail="Key (typname, typnamespace)=(alembic_version, 2200) exists.",
+            ),
+            "another process changed the schema at the same time",
+        ),
+    ],
+    ids=["sqlite-unique", "postgres-unique", "uncountable-check", "unnamed", "catalogue"],
+)
+def test_what_each_driver_reports_is_named_and_counted_where_it_can_be(
+    statement: str, orig: Exception, expected: str
+) -> None:
+    engine = make_engine("sqlite://")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)"))
+            connection.execute(
+                text(
+                    "INSERT INTO users (email) VALUES ('a@example.com'), ('a@example.com'), "
+                    "('b@example.com'), (NULL), (NULL)"
+                )
+            )
+        with engine.connect() as connection:
+            refused = migrate.constraint_violation(IntegrityError(statement, {}, orig), connection)
+    finally:
+        engine.dispose()
+
+    assert expected in str(refused)
+    assert len(str(refused).splitlines()) == 2

@@ -7,13 +7,14 @@ touches the development database.
 from __future__ import annotations
 
 import runpy
+import sqlite3
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Dialect, Engine, create_mock_engine, select
+from sqlalchemy import Dialect, Engine, create_mock_engine, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -294,6 +295,11 @@ def test_stats_prints_every_table_with_its_count(
 def test_stats_on_an_empty_database_lists_no_tables(
     app_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # `stats` never creates the database it is pointed at: make an empty one.
+    path = Path(make_url(app_url).database or "")
+    path.parent.mkdir(parents=True)
+    sqlite3.connect(path).close()
+
     assert cli.main(["stats"]) == 0
     assert _table_lines(capsys.readouterr().out) == {}
     assert cli.format_counts({}) == "table  rows\n-----  ----"

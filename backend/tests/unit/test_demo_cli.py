@@ -86,7 +86,7 @@ def test_demo_refuses_a_database_no_migration_built(
 
     assert main(["demo"]) == 1
 
-    assert "alembic stamp head" in capsys.readouterr().out
+    assert "alembic stamp head" in capsys.readouterr().err
     assert set(counts(database_url).values()) == {0}
 
 

@@ -275,6 +275,29 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# A test that needs no database, then one that does: a guard that waited for
+# the `engine` fixture would let the first one pass before refusing.
+GUARDED_SUITE = """
+    from pathlib import Path
+
+
+    def test_needs_no_database():
+        Path("ran_without_db").touch()
+
+
+    def test_needs_the_database(db):
+        Path("ran_with_db").touch()
+"""
+
+
+def _refused_before_any_test(pytester: pytest.Pytester, message: str) -> None:
+    result = _run_suite(pytester, GUARDED_SUITE)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"*{message}*"])
+    assert "Traceback" not in str(result.stdout) + str(result.stderr)
+    assert not list(pytester.path.glob("ran_*")), "a test ran before the refusal"
+
+
 def test_suite_pointed_at_the_development_database_exits_untouched(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -288,13 +311,25 @@ def test_suite_pointed_at_the_development_database_exits_untouched(
     monkeypatch.setenv("TEST_DATABASE_URL", "sqlite:///app.db")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{app_db}")
 
-    result = _run_suite(pytester, "def test_anything(db):\n    pass\n")
+    _refused_before_any_test(pytester, "TEST_DATABASE_URL (sqlite:///app.db) is the application*")
 
-    assert result.ret == 4
-    result.stdout.fnmatch_lines(["*TEST_DATABASE_URL (sqlite:///app.db) is the application*"])
-    result.assert_outcomes()  # nothing ran
     assert _digest(app_db) == before
     assert sorted(p.name for p in pytester.path.glob("app.db*")) == ["app.db"]
+
+
+@pytest.mark.parametrize(
+    ("test_url", "message"),
+    [
+        ("mysql+pymysql://root@127.0.0.1/test", "names a mysql database*sqlite, postgresql"),
+        ("nonsense", "TEST_DATABASE_URL is not a database URL (got 'nonsense')"),
+    ],
+)
+def test_suite_refuses_a_database_it_cannot_use_before_any_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, test_url: str, message: str
+) -> None:
+    monkeypatch.setenv("TEST_DATABASE_URL", test_url)
+
+    _refused_before_any_test(pytester, message)
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,540 @@
+"""Every door of the command line: bad input ends in one or two lines that
+name the problem and the fix, with a documented exit code, never a trace
+(unless asked for).
+
+The messages are checked in-process; then each door is driven once through
+the real command line (`python -m core ...` in a subprocess, `make run`),
+which is what a person sees. Every subprocess costs an interpreter start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from core import cli, migrate
+from core.database import (
+    DATABASE_URL_ENV,
+    PROJECT_ROOT,
+    SUPPORTED_BACKENDS,
+    DatabaseURLError,
+    checked_url,
+    make_engine,
+    sqlite_file,
+)
+from core.migrate import MigrationRefused
+from core.problems import TRACEBACK_ENV, ExitCode, Problem, explain, report, unexpected
+from tests.migrations.sample_rows import populate_every_table
+
+TRACEBACK = "Traceback (most recent call last)"
+# Nothing listens on port 1: the connection is refused at once.
+UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/governance"
+
+
+@pytest.fixture(autouse=True)
+def _no_trace_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TRACEBACK_ENV, raising=False)
+
+
+# --------------------------------------------------------------------------
+# DATABASE_URL: parsed, supported, with its driver
+# --------------------------------------------------------------------------
+
+
+SUPPORTED = f"point it at one of {', '.join(SUPPORTED_BACKENDS)}."
+INSTALLED_DRIVER = "write postgresql+psycopg:// (installed by `make install`)."
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("nonsense", ["DATABASE_URL is not a database URL (got 'nonsense'): write dialect+"]),
+        ("postgresql://me:secret@db:port/x", ["not a database URL", "me:***@db:port/x"]),
+        ("mysql+pymysql://me:secret@db/x", ["a mysql database (mysql+pymysql://me:***@db/x)"]),
+        ("postgres://me@db/x", ["names a postgres database", SUPPORTED]),
+        ("postgresql+pg8000://me@db/x", ["not available (No module named 'pg8000')"]),
+        ("postgresql+nosuch://me@db/x", ["postgresql+nosuch driver", INSTALLED_DRIVER]),
+    ],
+)
+def test_a_url_the_application_cannot_use_is_refused_naming_what_would_do(
+    url: str, expected: list[str]
+) -> None:
+    with pytest.raises(DatabaseURLError) as refused:
+        checked_url(url)
+
+    message = str(refused.value)
+    for fragment in expected:
+        assert fragment in message
+    assert "secret" not in message
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///var/x.db", UNREACHABLE])
+def test_a_usable_url_is_returned_parsed(url: str) -> None:
+    assert checked_url(url).render_as_string(hide_password=False) == url
+
+
+def test_the_setting_is_named_in_the_message() -> None:
+    with pytest.raises(DatabaseURLError, match=r"^TEST_DATABASE_URL is not"):
+        checked_url("nonsense", "TEST_DATABASE_URL")
+
+
+# --------------------------------------------------------------------------
+# explain: which errors are doors, and what they say
+# --------------------------------------------------------------------------
+
+SQLITE = checked_url("sqlite:////data/app.db")
+SERVER = checked_url("postgresql+psycopg://ada@db.example:5433/governance")
+
+
+def _failure(message: str, statement: str | None = "SELECT 1") -> OperationalError:
+    return OperationalError(statement, {}, Exception(message))
+
+
+@pytest.mark.parametrize(
+    ("error", "url", "code", "expected"),
+    [
+        (
+            _failure("database is locked"),
+            SQLITE,
+            ExitCode.LOCKED,
+            "The SQLite database /data/app.db is locked by another writer",
+        ),
+        (
+            _failure("attempt to write a readonly database"),
+            SQLITE,
+            ExitCode.UNAVAILABLE,
+            "Cannot use the SQLite database /data/app.db: attempt to write a readonly database",
+        ),
+        (
+            _failure("unable to open database file", statement=None),
+            SQLITE,
+            ExitCode.UNAVAILABLE,
+            "Check that the file is a SQLite database and that it and its folder are writable",
+        ),
+        (
+            _failure("connection refused\nIs the server running?", statement=None),
+            SERVER,
+            ExitCode.UNAVAILABLE,
+            "Cannot connect to postgresql at db.example:5433, database governance, as ada: "
+            "connection refused.\nStart the server or fix DATABASE_URL",
+        ),
+        (
+            _failure('FATAL:  database "governance" does not exist', statement=None),
+            SERVER,
+            ExitCode.UNAVAILABLE,
+            "Create the database (governance) or fix DATABASE_URL.",
+        ),
+        (
+            DatabaseURLError("DATABASE_URL is not a database URL"),
+            None,
+            ExitCode.CONFIGURATION,
+            "DATABASE_URL is not a database URL",
+        ),
+        (
+            MigrationRefused("Cannot migrate: 2 rows of table users"),
+            None,
+            ExitCode.REFUSED,
+            "Cannot migrate: 2 rows of table users",
+        ),
+    ],
+    ids=["locked", "read-only", "cannot-open", "no-server", "no-database", "url", "rows"],
+)
+def test_an_error_a_person_can_fix_is_explained(
+    error: Exception, url: object, code: ExitCode, expected: str
+) -> None:
+    problem = explain(error, checked_url(str(url)) if url is not None else None)
+
+    assert problem is not None
+    assert (problem.code, expected in problem.message) == (code, True), problem.message
+    assert len(problem.message.splitlines()) <= 2
+
+
+@pytest.mark.parametrize(
+    ("error", "url"),
+    [
+        (_failure("no such table: users"), SQLITE),  # a bug, not a setting
+        (_failure("division by zero"), SERVER),  # connected, then a statement failed
+        (IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")), SERVER),
+        (ValueError("anything else"), SQLITE),
+    ],
+)
+def test_an_error_no_setting_fixes_is_not_explained_away(error: Exception, url: object) -> None:
+    assert explain(error, checked_url(str(url))) is None
+
+
+def test_an_unexpected_error_says_it_is_a_bug_and_how_to_see_the_trace() -> None:
+    problem = unexpected(KeyError("round"), "python -m core demo")
+
+    assert problem.code == ExitCode.BUG
+    assert problem.message == (
+        "python -m core demo failed unexpectedly: KeyError: 'round'\n"
+        "This is a bug: rerun with --traceback (or CORE_TRACEBACK=1) and report the trace."
+    )
+
+
+def test_report_prints_the_message_and_the_trace_only_when_asked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem = Problem(ExitCode.LOCKED, "locked: try again")
+    outputs = []
+    for trace, environment in ((False, ""), (True, ""), (False, "1")):
+        monkeypatch.setenv(TRACEBACK_ENV, environment)
+        try:
+            raise RuntimeError("underneath")
+        except RuntimeError:
+            assert report(problem, trace=trace) == ExitCode.LOCKED
+        outputs.append(capsys.readouterr().err)
+
+    quiet, flagged, by_environment = outputs
+    assert quiet == "locked: try again\n"
+    for loud in (flagged, by_environment):
+        assert TRACEBACK in loud
+        assert "RuntimeError: underneath" in loud
+        assert loud.endswith("locked: try again\n")
+
+
+# --------------------------------------------------------------------------
+# SQLite locations: `stats` never creates, `upgrade` creates only what it may
+# --------------------------------------------------------------------------
+
+
+def _can_create_in(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def _unwritable_folder(base: Path, stack: ExitStack) -> Path:
+    """A folder this process cannot create files in. Permissions do not stop
+    root: then sysfs, where nobody can create a regular file."""
+    folder = base / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    stack.callback(folder.chmod, 0o700)
+    if not _can_create_in(folder):
+        return folder
+    if Path("/sys").is_dir() and not _can_create_in(Path("/sys")):
+        return Path("/sys")
+    pytest.skip("running as root, with no /sys: no folder that refuses root")
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path: Path) -> Iterator[Path]:
+    with ExitStack() as stack:
+        yield _unwritable_folder(tmp_path, stack)
+
+
+def test_stats_on_a_missing_file_refuses_and_creates_nothing(tmp_path: Path) -> None:
+    url = checked_url(f"sqlite:///{tmp_path / 'typo' / 'app.db'}")
+
+    with pytest.raises(Problem) as refused:
+        cli.check_location(url, creates=False)
+
+    assert refused.value.code == ExitCode.UNAVAILABLE
+    assert f"No SQLite database at {tmp_path / 'typo' / 'app.db'}: fix DATABASE_URL" in str(
+        refused.value
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_upgrade_refuses_a_missing_folder_it_was_not_told_to_make(tmp_path: Path) -> None:
+    url = checked_url(f"sqlite:///{tmp_path / 'typo' / 'app.db'}")
+
+    with pytest.raises(Problem, match=r"mkdir -p .*typo\)"):
+        cli.check_location(url, creates=True)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_upgrade_makes_the_embedded_default_databases_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = tmp_path / "var" / "agent_governance.db"
+    monkeypatch.setattr(cli, "DEFAULT_DATABASE_PATH", default)
+
+    cli.check_location(checked_url(f"sqlite:///{default}"), creates=True)
+
+    assert default.parent.is_dir()
+    assert not default.exists()  # the file is the migration's to create
+
+
+def test_upgrade_refuses_a_folder_as_the_database_file(tmp_path: Path) -> None:
+    with pytest.raises(Problem, match="is a folder"):
+        cli.check_location(checked_url(f"sqlite:///{tmp_path}"), creates=True)
+
+
+def test_upgrade_refuses_a_folder_it_cannot_write(unwritable_folder: Path) -> None:
+    url = checked_url(f"sqlite:///{unwritable_folder / 'app.db'}")
+
+    with pytest.raises(Problem) as refused:
+        cli.check_location(url, creates=True)
+
+    assert refused.value.code == ExitCode.UNAVAILABLE
+    assert f"Cannot write the SQLite database {unwritable_folder / 'app.db'}" in str(refused.value)
+
+
+def test_in_memory_and_server_databases_have_no_location_to_check() -> None:
+    for url in ("sqlite://", UNREACHABLE):
+        assert sqlite_file(url) is None
+        cli.check_location(checked_url(url), creates=False)
+
+
+def test_a_uri_filename_is_checked_at_its_path(tmp_path: Path) -> None:
+    existing = tmp_path / "app.db"
+    sqlite3.connect(existing).close()
+    url = f"sqlite:///file:{existing}?mode=ro&uri=true"
+
+    assert sqlite_file(url) == existing
+    cli.check_location(checked_url(url), creates=False)
+
+
+# --------------------------------------------------------------------------
+# main: exit codes, --traceback, and a bug reported as one
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv", [["--traceback", "stats"], ["stats", "--traceback"]], ids=["before", "after"]
+)
+def test_traceback_flag_works_before_or_after_the_command(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(DATABASE_URL_ENV, "nonsense")
+
+    assert cli.main(argv) == ExitCode.CONFIGURATION
+
+    error = capsys.readouterr().err
+    assert TRACEBACK in error
+    assert "ArgumentError" in error  # the parser's own error, under ours
+    assert error.endswith("postgresql+psycopg://user@localhost:5432/app.\n")
+
+
+def test_a_bug_exits_70_in_two_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(command: str, url: object) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setenv(DATABASE_URL_ENV, "sqlite://")
+    monkeypatch.setattr(cli, "run", broken)
+
+    assert cli.main(["stats"]) == ExitCode.BUG
+
+    error = capsys.readouterr().err
+    assert error.splitlines() == [
+        "python -m core stats failed unexpectedly: ZeroDivisionError: division by zero",
+        "This is a bug: rerun with --traceback (or CORE_TRACEBACK=1) and report the trace.",
+    ]
+
+
+def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+
+    output = " ".join(capsys.readouterr().out.split())
+    assert "exit codes:" in output
+    for code in ExitCode:
+        assert f" {int(code)} " in output
+    assert "--traceback" in output
+    assert TRACEBACK_ENV in output
+
+
+def test_a_server_gets_a_connect_timeout_unless_the_url_sets_one() -> None:
+    assert cli.connect_options(checked_url(UNREACHABLE)) == {
+        "connect_args": {"connect_timeout": cli.CONNECT_TIMEOUT_SECONDS}
+    }
+    assert cli.connect_options(checked_url(UNREACHABLE + "?connect_timeout=2")) == {}
+    assert cli.connect_options(checked_url("sqlite://")) == {}
+
+
+# --------------------------------------------------------------------------
+# Each door once through the real command line
+# --------------------------------------------------------------------------
+
+Setup = Callable[[Path, ExitStack], str]
+
+
+def _sqlite_at(revision: str, then: str | None = None) -> Setup:
+    """A SQLite file migrated to `revision`, with the sample rows, then `then` run on it."""
+
+    def setup(folder: Path, _stack: ExitStack) -> str:
+        url = f"sqlite:///{folder / 'app.db'}"
+        engine = make_engine(url)
+        try:
+            migrate.upgrade(engine, revision)
+            populate_every_table(engine)
+            if then is not None:
+                with engine.begin() as connection:
+                    connection.execute(text(then))
+        finally:
+            engine.dispose()
+        return url
+
+    return setup
+
+
+def _locked(folder: Path, stack: ExitStack) -> str:
+    """A migrated SQLite file whose write lock another connection holds."""
+    url = _sqlite_at("head")(folder, stack)
+    holder = stack.enter_context(closing(sqlite3.connect(folder / "app.db", isolation_level=None)))
+    holder.execute("BEGIN IMMEDIATE")
+    return url
+
+
+def _unwritable(folder: Path, stack: ExitStack) -> str:
+    return f"sqlite:///{_unwritable_folder(folder, stack) / 'app.db'}"
+
+
+DOORS: dict[str, tuple[list[str], Setup, ExitCode, str]] = {
+    "malformed-url": (
+        ["stats"],
+        lambda *_: "nonsense",
+        ExitCode.CONFIGURATION,
+        "DATABASE_URL is not a database URL",
+    ),
+    "unsupported-backend": (
+        ["demo"],
+        lambda *_: "mysql+pymysql://root@127.0.0.1/governance",
+        ExitCode.CONFIGURATION,
+        "names a mysql database (mysql+pymysql://root@127.0.0.1/governance), which this "
+        "application does not support: point it at one of sqlite, postgresql.",
+    ),
+    "unreachable-server": (
+        ["demo"],
+        lambda *_: UNREACHABLE,
+        ExitCode.UNAVAILABLE,
+        "Cannot connect to postgresql at 127.0.0.1:1, database governance, as postgres",
+    ),
+    "missing-location": (
+        ["stats"],
+        lambda folder, _: f"sqlite:///{folder / 'typo' / 'app.db'}",
+        ExitCode.UNAVAILABLE,
+        "No SQLite database at",
+    ),
+    "unwritable-location": (
+        ["upgrade"],
+        _unwritable,
+        ExitCode.UNAVAILABLE,
+        "Cannot write the SQLite database",
+    ),
+    "unknown-revision": (
+        ["upgrade"],
+        _sqlite_at("head", "UPDATE alembic_version SET version_num = 'deadbeef0000'"),
+        ExitCode.REFUSED,
+        "is at revision deadbeef0000, which this code's migrations",
+    ),
+    "rows-break-a-new-constraint": (
+        ["demo"],
+        # Before the revision that refuses a second "@" in an email.
+        _sqlite_at("471e0a1e9e28", "UPDATE users SET email = id || '@old@example.com'"),
+        ExitCode.REFUSED,
+        "2 rows of table users break CHECK constraint ck_users_email_format",
+    ),
+    "locked-by-another-writer": (
+        ["upgrade"],
+        _locked,
+        ExitCode.LOCKED,
+        "is locked by another writer",
+    ),
+    "unknown-command": (["frobnicate"], lambda *_: "sqlite://", ExitCode.USAGE, "invalid choice"),
+}
+
+
+def _run(command: list[str], url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, DATABASE_URL_ENV: url}
+    environment.pop(TRACEBACK_ENV, None)
+    return subprocess.run(
+        command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _assert_one_clear_failure(done: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert TRACEBACK not in done.stdout + done.stderr
+    assert expected in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+def test_each_door_of_python_dash_m_core(door: str, tmp_path: Path) -> None:
+    argv, setup, code, expected = DOORS[door]
+    with ExitStack() as stack:
+        url = setup(tmp_path, stack)
+        before = sorted(tmp_path.rglob("*"))
+
+        done = _run([sys.executable, "-m", "core", *argv], url, tmp_path)
+
+        assert done.returncode == code, done.stderr
+        _assert_one_clear_failure(done, expected)
+        assert len(done.stderr.strip().splitlines()) <= 2, done.stderr
+    # Refused means untouched: no file or folder appeared, none went away
+    # (SQLite's own -wal/-shm files aside).
+    after = sorted(path for path in tmp_path.rglob("*") if not path.name.endswith(("-wal", "-shm")))
+    assert after == [path for path in before if not path.name.endswith(("-wal", "-shm"))]
+
+
+def test_make_run_with_a_malformed_url_ends_with_the_message(tmp_path: Path) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    # -o: take .venv as built, so a stale stamp cannot start a reinstall here.
+    done = _run(["make", "-s", "-o", ".venv/.installed", "run"], "nonsense", PROJECT_ROOT)
+
+    assert done.returncode == 2  # make's own code for a failed recipe
+    _assert_one_clear_failure(done, "DATABASE_URL is not a database URL (got 'nonsense')")
+    assert "Error 3" in done.stderr  # python -m core's code, as make reports it
+
+
+# --------------------------------------------------------------------------
+# `make` rebuilds a .venv that another Python made
+# --------------------------------------------------------------------------
+
+
+def _fake_python(folder: Path, identity: str) -> Path:
+    """A "python" that only answers the Makefile's question: who are you?"""
+    script = folder / "python"
+    script.write_text(f"#!/bin/sh\necho '{identity}'\n")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize(
+    ("made_by", "asked_for", "rebuilt"),
+    [
+        ("3.11.7 /usr/bin/python3.11", "3.11.7 /usr/bin/python3.11", False),
+        ("3.11.7 /usr/bin/python3.11", "3.12.1 /usr/bin/python3.12", True),
+    ],
+    ids=["same-python", "another-python"],
+)
+def test_make_rebuilds_a_venv_made_by_another_python(
+    tmp_path: Path, made_by: str, asked_for: str, rebuilt: bool
+) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    venv = tmp_path / ".venv"
+    venv.mkdir()
+    (venv / ".python").write_text(made_by + "\n")
+    (venv / ".installed").touch()  # newer than pyproject.toml
+
+    done = subprocess.run(
+        ["make", "-n", "install", f"PYTHON={_fake_python(tmp_path, asked_for)}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert ("-m venv" in done.stdout) is rebuilt, done.stdout
+    assert ("rm -rf .venv" in done.stdout) is rebuilt, done.stdout
