@@ -26,9 +26,11 @@ from bench.report import (
     IsolationRow,
     isolation_rows,
     isolation_table,
+    share_of_raw,
     suites_table,
     targets,
     targets_table,
+    throughput_summary,
     throughput_table,
 )
 from bench.schema import Schema, grown_schema, real_schema
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     print(isolation_table(isolation))
     print(f"\nWrite throughput, AgentExecution rows (median of {args.repeats})\n")
     print(throughput_table(throughput))
+    print()
+    print(throughput_summary(throughput))
     if suites:
         print("\nTest suites, wall time\n")
         print(suites_table(suites))
@@ -156,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         },
         "isolation": [asdict(row) for row in isolation],
         "throughput": [
-            {**asdict(t), "backend": backend, "rows_per_second": t.rows_per_second}
+            {
+                **asdict(t),
+                "backend": backend,
+                "rows_per_second": t.rows_per_second,
+                "percent_of_raw": share_of_raw(measured).get(t.path),
+            }
             for backend, measured in throughput.items()
             for t in measured
         ],
