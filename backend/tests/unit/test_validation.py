@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from datetime import UTC, datetime, timedelta, timezone
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    create_engine,
     delete,
     event,
     insert,
@@ -35,7 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
 
 from core.database import Base
 from core.models import (
@@ -484,6 +485,12 @@ def test_a_bulk_row_giving_none_gets_the_column_default(db: Session) -> None:
     assert (agent.status, agent.confidence_score) == (AgentStatus.STUDENT, 0.5)
 
 
+def test_a_column_without_a_rule_is_written_as_given(db: Session) -> None:
+    db.execute(insert(Workspace), [{"name": "w", "is_startup": True, "description": "d"}])
+    stored = db.execute(select(Workspace.is_startup, Workspace.description)).one()
+    assert tuple(stored) == (True, "d")
+
+
 def test_a_bulk_row_with_an_unknown_key_is_refused(db: Session) -> None:
     # The ORM itself would drop the key silently, and store NULL or a default.
     with pytest.raises(ValidationError) as refused:
@@ -615,11 +622,46 @@ def test_a_version_counter_is_left_to_the_orm(db: Session) -> None:
     assert db.scalars(select(AgentProposal.version)).all() == [1, 1]
 
 
-def test_a_core_table_insert_is_the_unchecked_path(db: Session) -> None:
-    # Not checked in Python: the database's CHECK refuses the row instead.
-    statement = insert(Base.metadata.tables["agent_registry"])
+UNCHECKED_WRITES: dict[str, Callable[[Session, dict[str, Any]], object]] = {
+    "Core insert on the table": lambda db, row: db.execute(
+        insert(Base.metadata.tables["agent_registry"]), [row]
+    ),
+    "multi-row .values([...])": lambda db, row: db.execute(insert(AgentRegistry).values([row])),
+    "ORM insert on a Connection": lambda db, row: db.connection().execute(
+        insert(AgentRegistry), [row]
+    ),
+    "legacy bulk_insert_mappings": lambda db, row: db.bulk_insert_mappings(AgentRegistry, [row]),
+}
+
+
+@pytest.mark.parametrize("write", UNCHECKED_WRITES.values(), ids=UNCHECKED_WRITES.keys())
+def test_the_unchecked_paths_are_left_to_the_database(
+    db: Session, write: Callable[[Session, dict[str, Any]], object]
+) -> None:
+    # No ValidationError: the database's CHECK refuses the row instead.
+    row = agent_row(id="a" * 36, name="n", confidence_score=1.5)
     with pytest.raises(IntegrityError, match="confidence_score_range"), db.begin_nested():
-        db.execute(statement, [agent_row(id="a" * 36, name="n", confidence_score=1.5)])
+        write(db, row)
+
+
+class OtherBase(DeclarativeBase):
+    """Another application's models, in the same process."""
+
+
+class Note(OtherBase):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(5))
+
+
+def test_models_of_another_declarative_base_are_left_alone() -> None:
+    engine = create_engine("sqlite://")
+    OtherBase.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.execute(insert(Note), [{"text": "longer than five"}])
+        assert session.scalars(select(Note.text)).all() == ["longer than five"]
+    engine.dispose()
 
 
 def test_the_hook_is_registered_once_for_every_session(engine: Engine) -> None:
