@@ -250,7 +250,10 @@ def _bounds_check(field: str, rule: Bounds) -> Validate:
     admits = rule.admits
 
     def check(value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        kind = type(value)  # the usual float or int costs two identity tests
+        if (kind is not float and kind is not int) and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
             raise ValidationError(field, f"expected a number {rule.describe()}, got {value!r}")
         if not admits(value) or value != value:  # NaN is the one value unequal to itself
             raise ValidationError(field, f"must be {rule.describe()}, got {value!r}")
@@ -404,10 +407,10 @@ class ModelRules:
         if others and statement is not None:
             # A key may name a bindparam() of the statement (in a WHERE, say).
             others -= {bind.key for bind in statement._get_embedded_bindparams()}
-        name = self.model.__name__
-        for key in sorted(others):
+        if others:
             # The ORM would silently drop it: most likely a misspelt column.
-            raise ValidationError(f"{name}.{key}", f"{name} has no such column")
+            name = self.model.__name__
+            raise ValidationError(f"{name}.{min(others)}", f"{name} has no such column")
         columns = keys & self.columns.keys()
         steps = tuple(
             (key, self.validators.get(key), self._omitted_when_none(self.columns[key]))
