@@ -27,9 +27,11 @@ from bench.report import (
     isolation_rows,
     isolation_table,
     set_null_table,
+    share_of_raw,
     suites_table,
     targets,
     targets_table,
+    throughput_summary,
     throughput_table,
 )
 from bench.schema import Schema, grown_schema, real_schema
@@ -52,7 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tests", type=int, help="tests per strategy (default 200; quick 5)")
     parser.add_argument("--rows", type=int, help="rows per write path (default 10000; quick 500)")
-    parser.add_argument("--repeats", type=int, help="runs per write path (default 3; quick 1)")
+    parser.add_argument(
+        "--repeats", type=int, help="runs per write path, the fastest counts (default 5; quick 1)"
+    )
     parser.add_argument(
         "--deletes",
         type=int,
@@ -81,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.warmup = (1 if args.quick else 2) if args.warmup is None else args.warmup
     args.tables = (40 if args.quick else 150) if args.tables is None else args.tables
     args.rows = args.rows or (500 if args.quick else 10_000)
-    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.repeats = args.repeats or (1 if args.quick else 5)
     args.deletes = args.deletes or (100 if args.quick else 500)
     args.no_suites = args.no_suites or args.quick
     return args
@@ -152,10 +156,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\nIsolation, per test (same body: 7 factory inserts, 2 selects, 1 commit)\n")
     print(isolation_table(isolation))
-    print(f"\nWrite throughput, AgentExecution rows (median of {args.repeats})\n")
+    print(f"\nWrite throughput, AgentExecution rows (fastest of {args.repeats} runs)\n")
     print(throughput_table(throughput))
     print(f"\nON DELETE SET NULL hook, one flush, SQLite in memory (median of {args.repeats})\n")
     print(set_null_table(set_null))
+    print()
+    print(throughput_summary(throughput))
     if suites:
         print("\nTest suites, wall time\n")
         print(suites_table(suites))
@@ -169,7 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         },
         "isolation": [asdict(row) for row in isolation],
         "throughput": [
-            {**asdict(t), "backend": backend, "rows_per_second": t.rows_per_second}
+            {
+                **asdict(t),
+                "backend": backend,
+                "rows_per_second": t.rows_per_second,
+                "percent_of_raw": share_of_raw(measured).get(t.path),
+            }
             for backend, measured in throughput.items()
             for t in measured
         ],

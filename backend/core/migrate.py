@@ -201,11 +201,13 @@ class Violation:
             f" {self.constraint}" if self.constraint else " the migration adds"
         )
         columns = ", ".join(self.columns)
+        one = self.rows == 1  # "1 row ... has", "2 rows ... have"
         if self.kind == "NOT NULL":
-            return f"{where} have no value in column {columns}, which the migration makes NOT NULL"
+            has = "has" if one else "have"
+            return f"{where} {has} no value in column {columns}, which the migration makes NOT NULL"
         if self.kind == "UNIQUE" and columns:
             return f"{where} share values of ({columns}), which {constraint} forbids"
-        return f"{where} break {constraint}"
+        return f"{where} {'breaks' if one else 'break'} {constraint}"
 
 
 def constraint_violation(error: IntegrityError, connection: Connection) -> MigrationRefused:

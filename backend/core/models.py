@@ -44,12 +44,11 @@ from sqlalchemy.orm import (
     Session,
     mapped_column,
     relationship,
-    validates,
 )
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core.database import Base, UTCDateTime, json_type, new_uuid, utc_now
-from core.validation import ValidationError, bounds
+from core.validation import ValidationError, bounds, normalized_by
 
 # ==========================================================================
 # Enums (stored as their value strings)
@@ -366,7 +365,8 @@ class User(Base):
     )
 
     id: Mapped[UUIDPrimaryKey]
-    email: Mapped[Str255] = mapped_column(unique=True)
+    # Normalised (and checked) on every write path, like any column rule.
+    email: Mapped[Str255] = mapped_column(unique=True, info=normalized_by(normalize_email))
     password_hash: Mapped[Str255 | None]
     first_name: Mapped[Str100 | None]
     last_name: Mapped[Str100 | None]
@@ -390,10 +390,6 @@ class User(Base):
         back_populates="sender", passive_deletes="all"
     )
     agents: Mapped[list[AgentRegistry]] = relationship(back_populates="owner", passive_deletes=True)
-
-    @validates("email")
-    def _normalize_email(self, _key: str, value: str | None) -> str | None:
-        return None if value is None else normalize_email(value)
 
     def __repr__(self) -> str:
         # Never the password hash.

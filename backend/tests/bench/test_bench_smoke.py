@@ -40,8 +40,8 @@ POSTGRES_STRATEGIES = {
 }
 PATHS = {
     "ORM unit of work: add_all + flush",
-    "ORM bulk insert: insert(Model)",
-    "Core insert: insert(Model.__table__)",
+    "ORM bulk insert, checked: insert(Model)",
+    "Core insert, unchecked: insert(Model.__table__)",
     "raw driver executemany",
 }
 
@@ -95,6 +95,8 @@ def test_quick_run_reports_every_sqlite_row_and_skips_absent_postgres(tmp_path: 
         ("sqlite", path) for path in PATHS
     }
     assert all(t["rows"] == 20 and t["rows_per_second"] > 0 for t in document["throughput"])
+    raw = [t for t in document["throughput"] if t["path"] == "raw driver executemany"]
+    assert [t["percent_of_raw"] for t in raw] == [100.0]
     assert document["suites"] == []  # --quick never times the suites
     set_null = document["set_null"]
     assert (set_null["users"], set_null["loaded"], set_null["repeats"]) == (10, 400, 1)
@@ -104,6 +106,9 @@ def test_quick_run_reports_every_sqlite_row_and_skips_absent_postgres(tmp_path: 
     assert verdicts["sqlite: harness overhead above floor"] in (True, False)
     assert verdicts["postgresql: harness overhead above floor"] is None  # not measured
     assert verdicts["sqlite: SET NULL hook / no hook, large delete"] in (True, False)
+    assert verdicts["sqlite: checked bulk path >= 70% of raw"] in (True, False)
+    summary = [line for line in stdout.splitlines() if "checked bulk path >= 70% of raw" in line]
+    assert summary[0].startswith("sqlite: checked bulk path >= 70% of raw: "), stdout
     assert document["meta"]["postgres_skipped"].startswith("No PostgreSQL server answers")
 
 

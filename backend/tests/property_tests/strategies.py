@@ -23,14 +23,13 @@ from sqlalchemy.types import JSON
 
 from core.database import Base, UTCDateTime, as_utc
 from core.models import User, normalize_email
-from core.validation import Bounds, column_bounds
+from core.validation import Bounds, column_bounds, integer_range
 
 # Every code point but two. Lone surrogates (which UTF-8 cannot encode) are
 # text in no database. NUL is left out because PostgreSQL text and JSONB
 # cannot hold it; the models do not refuse it themselves (SQLite stores it,
 # PostgreSQL raises DataError): a known gap, not one this suite hides.
 TEXT_ALPHABET = st.characters(codec="utf-8", exclude_characters="\x00")
-INT32 = (-(2**31), 2**31 - 1)  # PostgreSQL INTEGER
 
 
 def examples_per_case() -> int:
@@ -263,14 +262,23 @@ CUSTOM_INVALID: dict[Column[Any], Callable[[], st.SearchStrategy[Any]]] = {
 # --------------------------------------------------------------------------
 
 
-def numbers(column: Column[Any], rule: Bounds | None) -> st.SearchStrategy[Any]:
+def whole_numbers_allowed(column: Column[Any], rule: Bounds | None) -> tuple[int, int]:
+    """The lowest and highest value of an integer column: its type's range
+    (PostgreSQL's INTEGER: 32 bits), narrowed by its `bounds`."""
+    span = integer_range(column)
+    assert span is not None, f"{column} is not an integer column"
     rule = rule or Bounds()
+    low = span[0] if rule.ge is None else math.ceil(rule.ge)
+    low = low if rule.gt is None else math.floor(rule.gt) + 1
+    high = span[1] if rule.le is None else math.floor(rule.le)
+    high = high if rule.lt is None else math.ceil(rule.lt) - 1
+    return low, high
+
+
+def numbers(column: Column[Any], rule: Bounds | None) -> st.SearchStrategy[Any]:
     if isinstance(column.type, Integer):
-        low = INT32[0] if rule.ge is None else math.ceil(rule.ge)
-        low = low if rule.gt is None else math.floor(rule.gt) + 1
-        high = INT32[1] if rule.le is None else math.floor(rule.le)
-        high = high if rule.lt is None else math.ceil(rule.lt) - 1
-        return st.integers(low, high)
+        return st.integers(*whole_numbers_allowed(column, rule))
+    rule = rule or Bounds()
     return finite_floats(
         min_value=rule.gt if rule.ge is None else rule.ge,
         max_value=rule.lt if rule.le is None else rule.le,
@@ -321,13 +329,13 @@ def finite_floats(
 def out_of_range(column: Column[Any], rule: Bounds) -> st.SearchStrategy[Any]:
     """Finite numbers just outside `rule`, of the column's own type."""
     options: list[st.SearchStrategy[Any]] = []
-    if isinstance(column.type, Integer):
+    span = integer_range(column)
+    if span is not None:
+        low, high = whole_numbers_allowed(column, rule)
         if rule.ge is not None or rule.gt is not None:
-            top = math.ceil(rule.ge) - 1 if rule.ge is not None else math.floor(rule.gt or 0)
-            options.append(st.integers(INT32[0], top))
+            options.append(st.integers(span[0], low - 1))
         if rule.le is not None or rule.lt is not None:
-            bottom = math.floor(rule.le) + 1 if rule.le is not None else math.ceil(rule.lt or 0)
-            options.append(st.integers(bottom, INT32[1]))
+            options.append(st.integers(high + 1, span[1]))
     else:
         if rule.ge is not None:
             options.append(finite_floats(max_value=rule.ge, exclude_max=True))
@@ -345,7 +353,7 @@ class Violation:
     """A kind of out-of-domain value for one field, and its values."""
 
     field: Field
-    kind: str  # "enum", "range", "length" or "custom"
+    kind: str  # "enum", "range", "integer", "length" or "custom"
     values: st.SearchStrategy[Any]
 
     def __str__(self) -> str:
@@ -372,6 +380,12 @@ def violations(field: Field) -> list[Violation]:
     elif isinstance(column_type, String) and column_type.length:
         found.append(Violation(field, "length", over_long(column_type.length)))
     rule = column_bounds(column)
+    if integer_range(column) is not None:
+        # Fractions within the column's range, so that only the integer rule
+        # is broken (and PostgreSQL's rounding cannot leave the range).
+        low, high = whole_numbers_allowed(column, rule)
+        fractions = finite_floats(low, high).filter(lambda value: not value.is_integer())
+        found.append(Violation(field, "integer", fractions))
     if rule is not None:
         found.append(Violation(field, "range", out_of_range(column, rule)))
     return found

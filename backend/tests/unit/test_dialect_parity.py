@@ -1,10 +1,11 @@
 """The same input gets the same answer on SQLite and on PostgreSQL.
 
 Runs on whichever backend the suite runs on (`make test`, `make test-postgres`).
-A rule checked in Python raises `ValidationError` before any SQL is sent; a
-rule the database enforces raises `IntegrityError` at flush; a rejected write
-leaves every table as it was. The one known difference, over-long strings
-sent with raw SQL, is pinned down by the tests at the end.
+A rule checked in Python raises `ValidationError` before any SQL is sent, for
+an object and for the rows of an ORM bulk insert alike; a rule the database
+enforces raises `IntegrityError` at flush; a rejected write leaves every table
+as it was. The known differences, over-long strings and non-integers sent
+with raw SQL, are pinned down by the tests at the end.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, delete, inspect, select, text
+from sqlalchemy import JSON, Table, delete, insert, inspect, select, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from core.database import new_uuid
 from core.models import (
     AgentExecution,
+    AgentFeedback,
     AgentRegistry,
     Base,
+    Episode,
     User,
     ValidationError,
     WorkflowStepExecution,
@@ -33,6 +36,8 @@ from tests import harness
 from tests.factories import (
     AgentExecutionFactory,
     AgentFactory,
+    AgentFeedbackFactory,
+    EpisodeFactory,
     UserFactory,
     WorkflowStepExecutionFactory,
 )
@@ -61,6 +66,44 @@ def _agent_row(**overrides: Any) -> dict[str, Any]:
         "class_name": "RawAgent",
         **overrides,
     }
+
+
+def _bulk_insert(
+    model: type[Base], rows: Callable[[Arranged], list[dict[str, Any]]]
+) -> Callable[[Session, Arranged], object]:
+    """The ORM bulk insert, `session.execute(insert(Model), rows)`, of the
+    rows made from what the case arranged."""
+    return lambda db, arranged: db.execute(insert(model), rows(arranged))
+
+
+def _agent_rows(bad: dict[str, Any]) -> Callable[[Arranged], list[dict[str, Any]]]:
+    """Three agents, the last one with `bad` values: the good rows come first."""
+    return lambda _: [_agent_row(name="Bulk 0"), _agent_row(name="Bulk 1"), _agent_row(**bad)]
+
+
+def _feedback_rows(bad: dict[str, Any]) -> Callable[[Arranged], list[dict[str, Any]]]:
+    """Three ratings of an arranged agent by an arranged user, the second with `bad`."""
+
+    def rows(parents: tuple[AgentRegistry, User]) -> list[dict[str, Any]]:
+        agent, user = parents
+        row = {
+            "agent_id": agent.id,
+            "user_id": user.id,
+            "original_output": "out",
+            "user_correction": "fix",
+            "rating": 4,
+        }
+        return [row, {**row, **bad}, row]
+
+    return rows
+
+
+def _agent_and_user(_db: Session) -> tuple[AgentRegistry, User]:
+    return AgentFactory(), UserFactory()
+
+
+def _user_rows(*emails: str) -> Callable[[Arranged], list[dict[str, Any]]]:
+    return lambda _: [{"email": email} for email in emails]
 
 
 def _core_delete(table: str, key: str) -> Callable[[Session, Arranged], object]:
@@ -116,6 +159,53 @@ CASES = [
         lambda db, _: db.add(User(email="not-an-email")),
         ValidationError,
         because="User.email",
+    ),
+    Case(
+        "non-integer number",
+        lambda db, _: db.add(AgentFeedback(rating=3.5)),
+        ValidationError,
+        because="AgentFeedback.rating: expected a whole number",
+    ),
+    # -- the same rules on the rows of an ORM bulk insert, bad row not first -
+    Case(
+        "over-long string, ORM bulk insert",
+        _bulk_insert(AgentRegistry, _agent_rows({"name": "x" * 300})),
+        ValidationError,
+        because="row 2: AgentRegistry.name: at most 255 characters allowed, got 300",
+    ),
+    Case(
+        "unknown enum value, ORM bulk insert",
+        _bulk_insert(AgentRegistry, _agent_rows({"status": "genius"})),
+        ValidationError,
+        because="row 2: AgentRegistry.status: 'genius' is not a valid AgentStatus",
+    ),
+    Case(
+        "out-of-range number, ORM bulk insert",
+        _bulk_insert(AgentRegistry, _agent_rows({"confidence_score": 1.5})),
+        ValidationError,
+        because=r"row 2: AgentRegistry.confidence_score: must be >= 0 and <= 1, got 1\.5",
+    ),
+    Case(
+        "non-integer number, ORM bulk insert",
+        _bulk_insert(AgentFeedback, _feedback_rows({"rating": 3.5})),
+        ValidationError,
+        because=r"row 1: AgentFeedback.rating: expected a whole number \(an int\), got float 3\.5",
+        arrange=_agent_and_user,
+    ),
+    Case(
+        "malformed email, ORM bulk insert",
+        _bulk_insert(User, _user_rows("a@example.com", "b@example.com", "not-an-email")),
+        ValidationError,
+        because="row 2: User.email: 'not-an-email' is not a valid email address",
+    ),
+    Case(
+        "email normalised, ORM bulk insert",
+        _bulk_insert(User, _user_rows("first@example.com", "  Upper@Example.COM ")),
+        None,
+        then=lambda db, _: (
+            db.scalars(select(User.email).order_by(User.email)).all()
+            == ["first@example.com", "upper@example.com"]
+        ),
     ),
     # -- the same rules, when raw SQL goes around Python: CHECK constraints --
     Case(
@@ -330,3 +420,51 @@ def test_raw_sql_spaces_past_the_length_differ_by_backend_as_documented(db: Sess
     assert stored is not None
     assert stored.rstrip(" ") == "x" * 255
     assert len(stored) == RAW_SPACE_PADDED_LENGTH[db.get_bind().dialect.name]
+
+
+# --------------------------------------------------------------------------
+# The other difference: non-integers in raw SQL
+# --------------------------------------------------------------------------
+
+# PostgreSQL converts what raw SQL gives an INTEGER column before any CHECK
+# can see it: a float is rounded (psycopg sends it as double precision, which
+# rounds half to even: 2.5 -> 2), text that is not an integer is refused
+# (DataError), as is a number beyond INTEGER's range. SQLite stores what it
+# is given, so there the `<column>_integer` CHECK refuses it (IntegrityError).
+# The integer rule in Python refuses all of them, on both backends.
+RAW_NON_INTEGER: list[tuple[type[Base], str, object, dict[str, object]]] = [
+    (AgentFeedback, "rating", 3.5, {"postgresql": 4, "sqlite": IntegrityError}),
+    (AgentFeedback, "rating", 2.5, {"postgresql": 2, "sqlite": IntegrityError}),
+    (Episode, "access_count", "many", {"postgresql": DataError, "sqlite": IntegrityError}),
+    (Episode, "access_count", 2**31, {"postgresql": DataError, "sqlite": IntegrityError}),
+]
+FACTORIES: dict[type[Base], Callable[[], Any]] = {
+    AgentFeedback: AgentFeedbackFactory,
+    Episode: EpisodeFactory,
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "column", "value", "expected"),
+    RAW_NON_INTEGER,
+    ids=[f"{model.__name__}.{column}={value!r}" for model, column, value, _ in RAW_NON_INTEGER],
+)
+def test_raw_sql_non_integers_differ_by_backend_as_documented(
+    db: Session, model: type[Base], column: str, value: object, expected: dict[str, object]
+) -> None:
+    row = FACTORIES[model]()
+    table = model.__table__
+    assert isinstance(table, Table)
+    update = text(f"UPDATE {table.name} SET {column} = :value WHERE id = :id")
+    outcome = expected[db.get_bind().dialect.name]
+
+    if isinstance(outcome, type):
+        with pytest.raises(outcome) as refused, db.begin_nested():
+            db.execute(update, {"value": value, "id": row.id})
+        if outcome is IntegrityError:
+            assert f"ck_{table.name}_{column}_integer" in str(refused.value)
+        return
+
+    db.execute(update, {"value": value, "id": row.id})
+    stored = db.scalar(text(f"SELECT {column} FROM {table.name} WHERE id = :id"), {"id": row.id})
+    assert stored == outcome

@@ -2,23 +2,74 @@
 
 from __future__ import annotations
 
+import enum
 import math
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from copy import deepcopy
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
 
 import pytest
-from sqlalchemy import CheckConstraint, Column, Float, Integer, MetaData, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
 
 from core.database import Base
-from core.models import AgentProposal, AgentRegistry, AgentStatus, User, UserRole, Workspace
+from core.models import (
+    AgentExecution,
+    AgentFeedback,
+    AgentProposal,
+    AgentRegistry,
+    AgentStatus,
+    Episode,
+    ExecutionStatus,
+    User,
+    UserRole,
+    Workspace,
+    normalize_email,
+)
 from core.validation import (
+    INTEGER_RANGES,
     Bounds,
     ValidationError,
     add_range_constraints,
     allowed_values,
     bounds,
+    check_orm_statement,
     column_bounds,
+    column_normalizer,
+    column_validator,
+    integer_range,
+    integer_sql,
+    normalized_by,
+    rules_for,
 )
+from tests.factories import AgentFactory, EpisodeFactory, UserFactory
+from tests.harness import tables_with_rows
 
 
 @pytest.mark.parametrize(
@@ -153,3 +204,489 @@ def test_abstract_bases_get_no_rules() -> None:
         __abstract__ = True
 
     assert "__table__" not in Abstract.__dict__
+
+
+def test_a_bulk_row_error_names_its_row() -> None:
+    error = ValidationError("AgentRegistry.name", "too long").in_row(3)
+    assert isinstance(error, ValidationError)
+    assert (error.field, error.message, error.row) == ("AgentRegistry.name", "too long", 3)
+    assert str(error) == "row 3: AgentRegistry.name: too long"
+    assert ValidationError("User.email", "bad").row is None
+
+
+# --------------------------------------------------------------------------
+# The integer rule
+# --------------------------------------------------------------------------
+
+
+class Stars(enum.IntEnum):
+    THREE = 3
+
+
+class IndexLike:
+    """A whole number that is not an int, as numpy's integers are."""
+
+    def __index__(self) -> int:
+        return 2
+
+
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [
+        (3.5, "float 3.5"),
+        (3.0, "float 3.0"),
+        (True, "bool True"),
+        ("3", "str '3'"),
+        (Decimal("3"), "Decimal Decimal('3')"),
+    ],
+)
+def test_integer_columns_refuse_what_is_not_a_whole_number(value: object, got: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        AgentFeedback(rating=value)
+    assert (
+        str(refused.value) == f"AgentFeedback.rating: expected a whole number (an int), got {got}"
+    )
+    assert refused.value.field == "AgentFeedback.rating"
+
+
+def test_integer_columns_hold_what_their_type_holds() -> None:
+    assert Episode(access_count=2**31 - 1).access_count == 2**31 - 1
+    assert Episode(access_count=-(2**31)).access_count == -(2**31)
+    with pytest.raises(ValidationError) as refused:
+        Episode(access_count=2**31)
+    assert str(refused.value) == (
+        "Episode.access_count: must be a whole number from -2147483648 to 2147483647,"
+        " got 2147483648"
+    )
+
+
+def test_whole_numbers_of_other_types_are_stored_as_plain_ints() -> None:
+    feedback = AgentFeedback(rating=Stars.THREE)
+    assert feedback.rating == 3
+    assert type(feedback.rating) is int
+    episode = Episode(access_count=IndexLike())
+    assert episode.access_count == 2
+    assert type(episode.access_count) is int
+
+
+def test_the_integer_rule_comes_before_the_range() -> None:
+    with pytest.raises(
+        ValidationError, match=r"expected a whole number \(an int\), got float 7\.5"
+    ):
+        AgentFeedback(rating=7.5)
+    with pytest.raises(
+        ValidationError, match=r"AgentFeedback\.rating: must be >= 1 and <= 5, got 7"
+    ):
+        AgentFeedback(rating=7)
+
+
+def integer_fields() -> list[tuple[type[Base], str, str]]:
+    """(model, attribute, table) of every integer column of every model."""
+    return [
+        (mapper.class_, prop.key, mapper.persist_selectable.description or "")
+        for mapper in Base.registry.mappers
+        for prop in mapper.column_attrs
+        if isinstance(prop.columns[0].type, Integer)
+    ]
+
+
+def test_every_integer_column_has_the_rule_on_assignment_and_in_the_database() -> None:
+    found = integer_fields()
+    assert len(found) >= 15  # every integer column of the domain, not a sample
+    for model, key, table in found:
+        with pytest.raises(ValidationError, match="expected a whole number") as refused:
+            setattr(model(), key, 0.5)
+        assert refused.value.field == f"{model.__name__}.{key}"
+        checks = {
+            str(c.name): str(c.sqltext)
+            for c in Base.metadata.tables[table].constraints
+            if isinstance(c, CheckConstraint)
+        }
+        assert checks[f"ck_{table}_{key}_integer"] == (
+            f"{key} = ROUND({key}) AND {key} BETWEEN -2147483648 AND 2147483647"
+        )
+
+
+def test_integer_ranges_follow_the_column_type() -> None:
+    assert integer_range(Column("a", SmallInteger)) == (-32768, 32767)
+    assert integer_range(Column("b", Integer)) == (-(2**31), 2**31 - 1)
+    assert integer_range(Column("c", BigInteger)) == (-(2**63), 2**63 - 1)
+    assert integer_range(Column("d", Float)) is None
+    assert integer_range(Column("e", Boolean)) is None
+
+
+def test_integer_columns_get_a_constraint_named_after_them() -> None:
+    table = Table("counts", MetaData(), Column("small", SmallInteger, info=bounds(ge=0)))
+    add_range_constraints(table)
+    checks = sorted(
+        (str(c.name), str(c.sqltext)) for c in table.constraints if isinstance(c, CheckConstraint)
+    )
+    assert checks == [
+        ("small_integer", "small = ROUND(small) AND small BETWEEN -32768 AND 32767"),
+        ("small_range", "small >= 0"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [(3, True), ("3", True), (3.0, True), (3.5, False), ("abc", False), (2**31, False)],
+)
+def test_the_integer_check_is_plain_sql_sqlite_obeys(value: object, accepted: bool) -> None:
+    # The CHECK on its own, in a bare SQLite table: what it lets in.
+    with sqlite3.connect(":memory:") as connection:
+        check = integer_sql("n", INTEGER_RANGES[Integer])
+        connection.execute(f"CREATE TABLE t (n INTEGER CHECK ({check}))")
+        try:
+            connection.execute("INSERT INTO t VALUES (?)", (value,))
+        except sqlite3.IntegrityError:
+            stored = False
+        else:
+            stored = True
+    assert stored is accepted
+
+
+# --------------------------------------------------------------------------
+# Normalisers declared on the column
+# --------------------------------------------------------------------------
+
+
+def _code_is_short(value: str) -> str:
+    if " " in value:
+        raise ValueError("no spaces allowed")
+    if value == "taken":
+        raise ValidationError("Other.field", "that one is taken")
+    return value.upper()
+
+
+def test_a_normaliser_runs_before_the_columns_other_rules() -> None:
+    column = Column("code", String(3), info=normalized_by(_code_is_short))
+    assert column_normalizer(column) is _code_is_short
+    validate = column_validator("Item.code", column)
+    assert validate is not None
+    assert validate("abc") == "ABC"
+    with pytest.raises(ValidationError, match=r"^Item\.code: no spaces allowed$"):
+        validate("a b")
+    with pytest.raises(ValidationError, match=r"^Item\.code: that one is taken$"):
+        validate("taken")
+    with pytest.raises(ValidationError, match=r"^Item\.code: at most 3 characters allowed"):
+        validate("abcd")
+    assert column_validator("Item.free", Column("free", Text)) is None
+
+
+def test_the_email_rule_is_the_columns_own() -> None:
+    assert column_normalizer(Base.metadata.tables["users"].c.email) is normalize_email
+    assert User(email="  Upper@Example.COM ").email == "upper@example.com"
+
+
+# --------------------------------------------------------------------------
+# ORM statements: bulk rows, single rows and .values(...)
+# --------------------------------------------------------------------------
+
+
+def agent_row(**values: object) -> dict[str, Any]:
+    return {"category": "c", "module_path": "m", "class_name": "C", **values}
+
+
+@contextmanager
+def insert_strategies(db: Session) -> Iterator[list[object]]:
+    """The `dml_strategy` each ORM INSERT in the block leaves the hook with:
+    "raw" when its rows go to Core's executemany, None when the ORM writes them."""
+    used: list[object] = []
+
+    def spy(state: ORMExecuteState) -> None:  # runs after the class-wide hook
+        if state.is_insert:
+            used.append(state.local_execution_options.get("dml_strategy"))
+
+    event.listen(db, "do_orm_execute", spy)
+    try:
+        yield used
+    finally:
+        event.remove(db, "do_orm_execute", spy)
+
+
+def test_a_bad_bulk_row_names_its_row_and_nothing_is_written(db: Session) -> None:
+    rows = [agent_row(name="first"), agent_row(name="x" * 300), agent_row(name="third")]
+    with pytest.raises(ValidationError) as refused:
+        db.execute(insert(AgentRegistry), rows)
+
+    assert (
+        str(refused.value) == "row 1: AgentRegistry.name: at most 255 characters allowed, got 300"
+    )
+    assert (refused.value.row, refused.value.field) == (1, "AgentRegistry.name")
+    assert tables_with_rows(db.connection()) == {}
+
+
+def stored_executions(db: Session, *skip: str) -> list[dict[str, object]]:
+    """Every AgentExecution row as the database holds it, but the `skip`
+    columns, in the order of their `input_summary`."""
+    table = AgentExecution.__table__
+    assert isinstance(table, Table)
+    columns = [c for c in table.columns if c.name not in skip]
+    rows = db.execute(select(*columns).order_by(table.c.input_summary)).mappings()
+    return [dict(row) for row in rows]
+
+
+def test_bulk_rows_are_normalised_as_the_constructor_normalises_them(db: Session) -> None:
+    agent = AgentFactory()
+    naive = datetime(2026, 1, 2, 3, 4, 5)
+    rows = [
+        {"agent_id": agent.id, "status": "completed", "started_at": naive, "input_summary": "a"},
+        {
+            "agent_id": agent.id,
+            "status": ExecutionStatus.FAILED,
+            "started_at": naive.replace(tzinfo=timezone(timedelta(hours=2))),
+            "input_summary": "b",
+        },
+    ]
+    given = deepcopy(rows)
+    db.execute(insert(AgentExecution), rows)
+    by_bulk = stored_executions(db, "id")
+    db.execute(delete(AgentExecution))
+    db.add_all([AgentExecution(**row) for row in rows])
+    db.flush()
+
+    assert stored_executions(db, "id") == by_bulk
+    assert by_bulk[0]["started_at"] == naive.replace(tzinfo=UTC)
+    assert by_bulk[1]["started_at"] == datetime(2026, 1, 2, 1, 4, 5, tzinfo=UTC)
+    assert rows == given, "the caller's dicts were changed"
+
+
+def test_bulk_rows_get_the_constructors_defaults(db: Session) -> None:
+    db.execute(
+        insert(User),
+        [
+            {"email": " One@Example.com"},
+            {"email": "two@example.com", "id": None},
+            {"email": "three@example.com", "preferences": None},
+        ],
+    )
+    users = {user.email: user for user in db.scalars(select(User))}
+
+    assert set(users) == {"one@example.com", "two@example.com", "three@example.com"}
+    assert all(len(user.id) == 36 for user in users.values())
+    assert users["one@example.com"].preferences == {}
+    assert users["two@example.com"].preferences == {}
+    assert users["three@example.com"].preferences is None  # None stays SQL NULL
+
+
+def test_each_bulk_row_gets_a_fresh_default_container() -> None:
+    rules = rules_for(inspect(User))
+    assert rules is not None
+    first, second = rules.check_rows(
+        [{"email": "a@b.co"}, {"email": "c@d.co"}], inserting=True
+    ).rows
+    assert first["preferences"] == second["preferences"] == {}
+    assert first["preferences"] is not second["preferences"]
+
+
+def test_a_bulk_row_giving_none_gets_the_column_default(db: Session) -> None:
+    db.execute(insert(AgentRegistry), [agent_row(name="n", status=None, confidence_score=None)])
+    agent = db.scalars(select(AgentRegistry)).one()
+    assert (agent.status, agent.confidence_score) == (AgentStatus.STUDENT, 0.5)
+
+
+def test_a_column_without_a_rule_is_written_as_given(db: Session) -> None:
+    db.execute(insert(Workspace), [{"name": "w", "is_startup": True, "description": "d"}])
+    stored = db.execute(select(Workspace.is_startup, Workspace.description)).one()
+    assert tuple(stored) == (True, "d")
+
+
+def test_a_bulk_row_with_an_unknown_key_is_refused(db: Session) -> None:
+    # The ORM itself would drop the key silently, and store NULL or a default.
+    with pytest.raises(ValidationError) as refused:
+        db.execute(insert(AgentRegistry), [agent_row(name="a"), agent_row(nmae="b")])
+    assert str(refused.value) == "row 1: AgentRegistry.nmae: AgentRegistry has no such column"
+    assert tables_with_rows(db.connection()) == {}
+
+
+def test_a_single_dict_of_parameters_is_checked_without_a_row_number(db: Session) -> None:
+    db.execute(insert(User), {"email": "Single@Example.com"})
+    assert db.scalars(select(User.email)).all() == ["single@example.com"]
+    with pytest.raises(ValidationError) as refused:
+        db.execute(insert(User), {"email": "single"})
+    assert str(refused.value).startswith("User.email: 'single' is not a valid email address")
+    assert refused.value.row is None
+
+
+def test_bulk_update_by_primary_key_is_checked_and_normalised(db: Session) -> None:
+    first, second = UserFactory(email="first@example.com"), UserFactory(email="second@example.com")
+    db.flush()
+    with pytest.raises(ValidationError, match=r"^row 1: User\.role: 'root' is not a valid"):
+        db.execute(
+            update(User),
+            [{"id": first.id, "email": "changed@example.com"}, {"id": second.id, "role": "root"}],
+        )
+    db.expire_all()
+    assert {user.email for user in db.scalars(select(User))} == {
+        "first@example.com",
+        "second@example.com",
+    }
+
+    db.execute(update(User), [{"id": first.id, "email": " New@Example.com "}])
+    db.expire_all()
+    assert first.email == "new@example.com"
+
+
+def test_a_bulk_row_key_may_name_a_bindparam_of_the_statement(db: Session) -> None:
+    user = UserFactory(email="kept@example.com")
+    db.flush()
+    only_active = (
+        update(User)
+        .where(User.status == bindparam("wanted"))
+        .execution_options(synchronize_session=None)
+    )
+    db.execute(only_active, [{"id": user.id, "email": " Moved@Example.com", "wanted": "active"}])
+    db.expire_all()
+    assert user.email == "moved@example.com"
+
+    with pytest.raises(ValidationError, match=r"^row 0: User\.wantd: User has no such column"):
+        db.execute(only_active, [{"id": user.id, "wantd": "active"}])
+
+
+def test_values_of_single_row_statements_are_checked_and_normalised(db: Session) -> None:
+    with pytest.raises(ValidationError, match=r"^AgentRegistry\.name: at most 255 characters"):
+        db.execute(insert(AgentRegistry).values(agent_row(name="x" * 256)))
+    user = UserFactory()
+    db.execute(update(User).where(User.id == user.id).values(email=" Values@Example.com "))
+    with pytest.raises(ValidationError, match=r"^Episode\.access_count: expected a whole number"):
+        db.execute(update(Episode).values(access_count=1.5))
+    # An SQL expression is not a value Python can check: the database's CHECKs do.
+    episode = EpisodeFactory(access_count=1)
+    db.execute(update(Episode).values(access_count=Episode.access_count + 1))
+
+    db.expire_all()
+    assert (user.email, episode.access_count) == ("values@example.com", 2)
+
+
+def test_plain_bulk_rows_go_to_core_and_are_stored_as_the_orm_stores_them(db: Session) -> None:
+    agent = AgentFactory()
+    rows = [
+        {
+            "agent_id": agent.id,
+            "status": "completed",
+            "input_summary": f"run {n}",
+            "error_message": None,
+        }
+        for n in range(3)
+    ]
+    with insert_strategies(db) as used:
+        db.execute(insert(AgentExecution), rows)
+        fast = stored_executions(db, "id", "started_at")
+        db.execute(delete(AgentExecution))
+        db.execute(insert(AgentExecution).execution_options(dml_strategy="bulk"), rows)
+
+    assert used == ["raw", None]
+    assert stored_executions(db, "id", "started_at") == fast
+    assert [row["status"] for row in fast] == [ExecutionStatus.COMPLETED] * 3
+
+
+def insert_left_to_the_orm(db: Session, statement: Any, rows: list[dict[str, Any]]) -> Any:
+    """Run an ORM insert; assert that the ORM, not Core, wrote its rows."""
+    with insert_strategies(db) as used:
+        result = db.execute(statement, rows)
+    assert used == [None]
+    return result
+
+
+def test_a_none_that_a_default_replaces_is_left_to_the_orm(db: Session) -> None:
+    rows = [agent_row(name="a"), agent_row(name="b", status=None)]
+    insert_left_to_the_orm(db, insert(AgentRegistry), rows)
+    assert db.scalars(select(AgentRegistry.status)).all() == [AgentStatus.STUDENT] * 2
+
+
+def test_rows_of_two_key_sets_are_left_to_the_orm(db: Session) -> None:
+    rows = [agent_row(name="a"), agent_row(name="b", description="only here")]
+    insert_left_to_the_orm(db, insert(AgentRegistry), rows)
+    stored = db.execute(select(AgentRegistry.name, AgentRegistry.description))
+    assert sorted(tuple(row) for row in stored) == [("a", None), ("b", "only here")]
+
+
+def test_returning_is_left_to_the_orm(db: Session) -> None:
+    statement = insert(AgentRegistry).returning(AgentRegistry.name)
+    result = insert_left_to_the_orm(db, statement, [agent_row(name="a"), agent_row(name="b")])
+    assert sorted(result.scalars()) == ["a", "b"]
+
+
+def test_a_version_counter_is_left_to_the_orm(db: Session) -> None:
+    agent = AgentFactory()
+    row: dict[str, Any] = {
+        "agent_id": agent.id,
+        "agent_name": "a",
+        "proposal_type": "action",
+        "description": "d",
+        "proposed_by": "p",
+    }
+    rows = [{**row, "title": "one"}, {**row, "title": "two", "version": 7}]
+    insert_left_to_the_orm(db, insert(AgentProposal), rows)
+    # The ORM starts every counter at 1, whatever the row says.
+    assert db.scalars(select(AgentProposal.version)).all() == [1, 1]
+
+
+UNCHECKED_WRITES: dict[str, Callable[[Session, dict[str, Any]], object]] = {
+    "Core insert on the table": lambda db, row: db.execute(
+        insert(Base.metadata.tables["agent_registry"]), [row]
+    ),
+    "multi-row .values([...])": lambda db, row: db.execute(insert(AgentRegistry).values([row])),
+    "ORM insert on a Connection": lambda db, row: db.connection().execute(
+        insert(AgentRegistry), [row]
+    ),
+    "legacy bulk_insert_mappings": lambda db, row: db.bulk_insert_mappings(AgentRegistry, [row]),
+}
+
+
+@pytest.mark.parametrize("write", UNCHECKED_WRITES.values(), ids=UNCHECKED_WRITES.keys())
+def test_the_unchecked_paths_are_left_to_the_database(
+    db: Session, write: Callable[[Session, dict[str, Any]], object]
+) -> None:
+    # No ValidationError: the database's CHECK refuses the row instead.
+    row = agent_row(id="a" * 36, name="n", confidence_score=1.5)
+    with pytest.raises(IntegrityError, match="confidence_score_range"), db.begin_nested():
+        write(db, row)
+
+
+class OtherBase(DeclarativeBase):
+    """Another application's models, in the same process."""
+
+
+class Note(OtherBase):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(5))
+
+
+def test_models_of_another_declarative_base_are_left_alone() -> None:
+    engine = create_engine("sqlite://")
+    OtherBase.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.execute(insert(Note), [{"text": "longer than five"}])
+        assert session.scalars(select(Note.text)).all() == ["longer than five"]
+    engine.dispose()
+
+
+def test_the_hook_is_registered_once_for_every_session(engine: Engine) -> None:
+    # Every model's install_validators asked for it; it listens once.
+    with Session(engine) as session:
+        listeners = [fn for fn in session.dispatch.do_orm_execute if fn is check_orm_statement]
+    assert len(listeners) == 1
+
+    class OwnSession(Session):
+        pass
+
+    with (
+        OwnSession(engine) as session,
+        pytest.raises(ValidationError, match=r"^row 0: Workspace\.name: "),
+    ):
+        session.execute(insert(Workspace), [{"name": "x" * 256}])
+
+
+def test_a_sql_expression_assigned_to_a_column_is_left_to_the_database(db: Session) -> None:
+    # The rules judge Python values; an expression is computed at flush, and
+    # the database's CHECKs judge what it computes.
+    episode = EpisodeFactory(access_count=2)
+
+    episode.access_count = Episode.access_count + 1
+    db.flush()
+    db.refresh(episode)
+
+    assert episode.access_count == 3
