@@ -5,23 +5,33 @@ Factories never choose a session by mutating class state. They ask
 duration of that one call, or else the one the test harness bound for the
 current test (`bind_session`). A context variable keeps both thread- and
 task-safe.
+
+A factory call flushes once, when the outermost call is done: the parents it
+creates for itself (SubFactory, RelatedFactory) are added to the session and
+written by that one flush, not by one flush each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import factory
 from factory import declarations
 from factory.alchemy import SQLAlchemyModelFactory
+from factory.builder import Resolver
+from factory.enums import CREATE_STRATEGY
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 ModelT = TypeVar("ModelT")
 
 _current_session: ContextVar[Session | None] = ContextVar("factory_session", default=None)
+# True inside a factory call: nested calls (the parents it creates) add, the
+# outermost one flushes.
+_inside_factory_call: ContextVar[bool] = ContextVar("inside_factory_call", default=False)
 
 
 def current_session() -> Session:
@@ -60,17 +70,25 @@ class BaseFactory(SQLAlchemyModelFactory, Generic[ModelT]):
     class Meta:
         abstract = True
         sqlalchemy_session_factory = current_session
-        sqlalchemy_session_persistence = "flush"
+        # Added, not flushed, by factory_boy: `_generate` flushes once.
+        sqlalchemy_session_persistence = None
 
     @classmethod
     def _generate(cls, strategy: Any, params: dict[str, Any]) -> Any:
         # `_session` is ours, not factory_boy's: take it off before the
         # declarations are resolved, so SubFactory parents share the session.
         session = params.pop("_session", None)
-        if session is None:
-            return super()._generate(strategy, params)  # type: ignore[no-untyped-call]
-        with bind_session(session):
-            return super()._generate(strategy, params)  # type: ignore[no-untyped-call]
+        with ExitStack() as stack:
+            if session is not None:
+                stack.enter_context(bind_session(session))
+            if _inside_factory_call.get():
+                return super()._generate(strategy, params)  # type: ignore[no-untyped-call]
+            token = _inside_factory_call.set(True)
+            stack.callback(_inside_factory_call.reset, token)
+            obj = super()._generate(strategy, params)  # type: ignore[no-untyped-call]
+            if strategy == CREATE_STRATEGY:
+                current_session().flush()
+            return obj
 
     @classmethod
     def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Any:
@@ -123,6 +141,38 @@ def copied_from(name: str, key: str, model: Any, attribute: str, *, missing: Any
 
     def copy(resolver: Any) -> Any:
         found = given(resolver, name, key, model)
-        return missing if found is None else getattr(found, attribute)
+        if found is None:
+            return missing
+        if inspect(found).pending:
+            # A parent this call created is not flushed yet, and its column
+            # defaults (an agent's status) are only applied by the flush.
+            current_session().flush()
+        return getattr(found, attribute)
 
     return factory.LazyAttribute(copy)
+
+
+def _answer_unknown_parameters_cheaply() -> None:
+    """Make factory_boy's "unknown parameter" AttributeError cheap to raise.
+
+    factory_boy asks its resolver for every trait and every `Maybe` decider by
+    name, expecting AttributeError when the call did not give it (our
+    `parent()` does too). Its message formats the repr of every value and
+    declaration resolved so far, models included, and is then thrown away:
+    about 15% of a factory call (factory_boy issue #1125, open). Names the
+    resolver knows still go to factory_boy; an unknown one raises at once.
+    """
+    resolve = Resolver.__getattr__
+    private = ("_Resolver__pending", "_Resolver__values", "_Resolver__declarations")
+
+    def __getattr__(self: Resolver, name: str) -> Any:
+        if name in private or any(name in self.__dict__.get(part, ()) for part in private):
+            return resolve(self, name)  # type: ignore[no-untyped-call]
+        raise AttributeError(f"The parameter {name!r} is unknown to {self!r}.")
+
+    if not getattr(resolve, "answers_unknown_cheaply", False):
+        __getattr__.answers_unknown_cheaply = True  # type: ignore[attr-defined]
+        Resolver.__getattr__ = __getattr__  # type: ignore[method-assign]
+
+
+_answer_unknown_parameters_cheaply()

@@ -472,3 +472,52 @@ def test_step_and_message_defaults(db: Session) -> None:
     message = TeamMessageFactory()
     assert message.user_id == message.sender.id
     assert message.team_id == message.team.id
+
+
+def test_a_factory_call_flushes_once_for_itself_and_the_parents_it_creates(db: Session) -> None:
+    flushes: list[int] = []
+
+    def count(session: Session, *_: Any) -> None:
+        flushes.append(len(session.new))
+
+    event.listen(db, "before_flush", count)
+    try:
+        feedback = AgentFeedbackFactory()  # creates its agent and its user too
+    finally:
+        event.remove(db, "before_flush", count)
+
+    assert flushes == [3]  # one flush, writing the feedback and both parents
+    assert not db.new
+    assert inspect(feedback).persistent
+    assert inspect(feedback.agent).persistent
+    assert inspect(feedback.user).persistent
+
+
+def test_a_parent_created_by_the_call_is_flushed_before_a_field_is_copied_from_it(
+    db: Session,
+) -> None:
+    # The episode copies `maturity_at_time` from the agent it creates; the
+    # agent's status default only exists once the agent is flushed.
+    segment = EpisodeSegmentFactory()
+
+    assert segment.episode.maturity_at_time == segment.episode.agent.status == "student"
+
+
+def test_factory_boy_never_formats_resolved_values_to_say_a_parameter_was_not_given(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `parent()` and every trait ask factory_boy's resolver for names the call
+    # did not give; factory_boy's own error message would repr every value
+    # resolved so far (models included) only to throw it away.
+    agent = AgentFactory()
+    shown: list[str] = []
+
+    def counted_repr(self: AgentRegistry) -> str:
+        shown.append(self.id)
+        return "agent"
+
+    monkeypatch.setattr(AgentRegistry, "__repr__", counted_repr)
+
+    AgentExecutionFactory(agent=agent, completed=True)
+
+    assert shown == []
