@@ -75,7 +75,7 @@ revision: $(STAMP) ## autogenerate a migration from model changes: make revision
 	@rm -f $(REVISION_DB)*
 
 schema-doc: $(STAMP) ## regenerate docs/schema.md (Mermaid ER diagram) from the models
-	$(BIN)/python -m core.schema_doc
+	$(BIN)/python -m core.tools.schema_doc
 
 clean: ## remove the virtualenv, caches and the embedded database
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage coverage.json var

@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session
 
 from bench.postgres import PostgresServer
 from bench.schema import Schema
-from core.database import Base, make_engine
+from core.database import make_engine
 from core.models import AgentExecution, AgentFeedback, AgentRegistry, User, Workspace
+from core.schema import Base
 from tests.databases import remove_sqlite_files
 
 # The `db` fixture's own session code, which the harness strategy times.

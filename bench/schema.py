@@ -22,7 +22,12 @@ from sqlalchemy import (
 )
 
 from core import models  # noqa: F401  (registers every table on Base.metadata)
-from core.database import NAMING_CONVENTION, Base, UTCDateTime, json_type
+from core.schema import (
+    NAMING_CONVENTION,
+    Base,
+    UTCDateTime,
+    json_type,
+)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.orm import Session
 
-from core.database import Base, make_engine
+from core.database import make_engine
 from core.models import (
     AgentExecution,
     AgentRegistry,
@@ -35,6 +35,7 @@ from core.models import (
 
 # The hook itself, to switch it off for the comparison.
 from core.models import _mirror_on_delete_set_null as set_null_hook
+from core.schema import Base
 
 # Per user: 5 agents, 5 workflow runs, 5 episodes, 24 agent runs, and the user.
 AGENTS, RUNS, EPISODES, EXECUTIONS = 5, 5, 5, 24

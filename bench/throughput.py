@@ -27,8 +27,9 @@ from sqlalchemy import Engine, delete, func, insert, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from core.database import Base, make_engine
+from core.database import make_engine
 from core.models import AgentExecution, AgentRegistry, ExecutionStatus
+from core.schema import Base
 
 Row = dict[str, Any]
 InsertPath = Callable[[Engine, list[Row]], None]

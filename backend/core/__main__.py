@@ -1,5 +1,5 @@
 """`python -m core`: the command line of the embedded application."""
 
-from core.cli import main
+from core.tools.cli import main
 
 raise SystemExit(main())

@@ -1,48 +1,35 @@
-"""Engine, sessions, settings and the declarative base.
+"""Settings, engines, sessions and locks: how the application reaches its database.
 
 Nothing here touches a database at import time: callers build an engine with
-`make_engine(url)` (the URL defaults to `database_url()`), a session factory
-with `make_session_factory(engine)`, and run units of work in
-`session_scope()`. SQLite gets the connection settings that make it behave
+`make_engine(url)` (the URL defaults to `database_url()`, checked by
+`checked_url`), a session factory with `sessionmaker(bind=engine)`, and run
+units of work in `session_scope()`. SQLite gets the connection settings that make it behave
 like a real transactional database (foreign keys, SAVEPOINT, WAL); no other
 backend is touched by them.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
-    JSON,
     Connection,
-    DateTime,
-    Dialect,
     Engine,
-    Enum,
-    MetaData,
-    Table,
     create_engine,
     event,
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, RootTransaction, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.types import TypeDecorator, TypeEngine
-
-from core.validation import add_range_constraints, install_validators
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_PATH = PROJECT_ROOT / "var" / "agent_governance.db"
@@ -53,17 +40,6 @@ DATABASE_URL_ENV = "DATABASE_URL"
 # check reads (adding one is an entry here, plus its lock in
 # `exclusive_transaction`).
 SUPPORTED_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
-
-# One convention for every constraint, so that alembic can diff and
-# batch-migrate them, and no migration ever creates a constraint named None.
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
 
 # --------------------------------------------------------------------------
 # Settings
@@ -84,7 +60,11 @@ def is_memory_sqlite(url: str | URL) -> bool:
     )
 
 
-class DatabaseURLError(ValueError):
+class SettingError(ValueError):
+    """A setting (an environment variable) whose value the application cannot use."""
+
+
+class DatabaseURLError(SettingError):
     """A database URL setting that names nothing the application can use."""
 
 
@@ -136,93 +116,31 @@ def _masked(url: str) -> str:
 
 
 # --------------------------------------------------------------------------
-# Column types shared by every model
-# --------------------------------------------------------------------------
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_uuid() -> str:
-    return str(uuid.uuid4())
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp that is always timezone-aware UTC when read back.
-
-    A naive value written by a caller is taken as UTC (existing callers write
-    `datetime.utcnow()`); an aware one is converted. SQLite stores naive UTC
-    text, PostgreSQL a `timestamptz`.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def coerce_assigned(self, value: Any) -> datetime:
-        """Applied on attribute assignment, so loaded and unsaved objects
-        hold the same kind of value (and compare without TypeError)."""
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
-        return as_utc(value)
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = self.coerce_assigned(value)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else as_utc(value)
-
-
-def as_utc(value: datetime) -> datetime:
-    """Naive means UTC; aware is converted to UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def json_type() -> TypeEngine[Any]:
-    """JSON on SQLite, JSONB on PostgreSQL; Python None is SQL NULL.
-
-    A function, not a shared instance: `MutableDict.as_mutable` and
-    `MutableList.as_mutable` each need a type object of their own.
-    """
-    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
-
-
-class Base(DeclarativeBase):
-    """Declarative base of every model: one metadata, one naming convention."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
-        datetime: UTCDateTime(),
-        # Enums are stored as their value strings in a VARCHAR guarded by a
-        # CHECK constraint: portable, and a new value needs no ALTER TYPE.
-        enum.Enum: Enum(
-            enum.Enum,
-            native_enum=False,
-            create_constraint=True,
-            validate_strings=True,
-            values_callable=lambda members: [member.value for member in members],
-            length=32,
-        ),
-    }
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # Each column rule (enum, length, numeric bounds) is declared once on
-        # the column and enforced twice: on assignment and by the database.
-        table = cls.__dict__.get("__table__")
-        if isinstance(table, Table):
-            add_range_constraints(table)
-            install_validators(cls, table)
-
-
-# --------------------------------------------------------------------------
 # Engines and sessions
 # --------------------------------------------------------------------------
+
+
+# How long a SQLite connection waits for another's write lock before it gives
+# up with "database is locked" (a unit of work's wait; start-up waits longer).
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+# Start-up (migration, demo round) waits for another process's start-up this
+# long on SQLite: a migration of a fresh file takes longer than a unit of work.
+STARTUP_LOCK_TIMEOUT_ENV = "CORE_STARTUP_LOCK_TIMEOUT"
+DEFAULT_STARTUP_LOCK_TIMEOUT_SECONDS = 120.0
+
+
+def startup_lock_timeout_ms() -> int:
+    """`CORE_STARTUP_LOCK_TIMEOUT` (seconds, default 120) in milliseconds."""
+    given = os.environ.get(STARTUP_LOCK_TIMEOUT_ENV) or str(DEFAULT_STARTUP_LOCK_TIMEOUT_SECONDS)
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 1e6:
+        raise SettingError(
+            f"{STARTUP_LOCK_TIMEOUT_ENV} must be a number of seconds (0 or more), got {given!r}"
+        )
+    return round(seconds * 1000)
 
 
 # How a SQLite transaction begins: `make_engine(url, sqlite_begin=...)` sets it
@@ -292,7 +210,7 @@ def _install_sqlite_pragmas(engine: Engine, *, file_database: bool, begin: str) 
         try:
             # Outside any transaction: inside one, this pragma is a no-op.
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             if file_database:
                 cursor.execute("PRAGMA journal_mode=WAL")
         finally:
@@ -327,9 +245,26 @@ def _install_sqlite_pragmas(engine: Engine, *, file_database: bool, begin: str) 
         connection.exec_driver_sql("BEGIN" if mode == "deferred" else "BEGIN IMMEDIATE")
 
 
-def make_session_factory(engine: Engine, **kwargs: Any) -> sessionmaker[Session]:
-    """A sessionmaker bound to `engine`; keyword arguments go to sessionmaker."""
-    return sessionmaker(bind=engine, **kwargs)
+# The engines `default_session_factory` made, by URL: kept, so that units of
+# work share a pool; a dict rather than a cache, so that they can be disposed.
+_DEFAULT_ENGINES: dict[str, Engine] = {}
+
+
+def default_session_factory() -> sessionmaker[Session]:
+    """Sessions on `database_url()`: one engine, and so one connection pool,
+    per URL for the life of the process, made on first use."""
+    url = database_url()
+    engine = _DEFAULT_ENGINES.get(url)
+    if engine is None:
+        engine = _DEFAULT_ENGINES[url] = make_engine(url)
+    return sessionmaker(bind=engine)
+
+
+def dispose_default_engines() -> None:
+    """Close the pools `default_session_factory` made, and forget them (at the
+    end of a program, or of a test that pointed `DATABASE_URL` elsewhere)."""
+    while _DEFAULT_ENGINES:
+        _DEFAULT_ENGINES.popitem()[1].dispose()
 
 
 @contextmanager
@@ -338,24 +273,17 @@ def session_scope(
 ) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error, always close.
 
-    Without a factory, a throwaway engine on `database_url()` is used and
-    disposed of afterwards.
+    Without a factory, `default_session_factory()`: the application's own
+    database, on an engine made once, not one per unit of work.
     """
-    engine = None
-    if session_factory is None:
-        engine = make_engine()
-        session_factory = make_session_factory(engine)
-    try:
-        with session_factory() as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-    finally:
-        if engine is not None:
-            engine.dispose()
+    factory = session_factory if session_factory is not None else default_session_factory()
+    with factory() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 # The PostgreSQL advisory lock that serialises start-up across processes: the
@@ -379,7 +307,7 @@ def exclusive_transaction(connection: Connection) -> Iterator[Connection]:
     - SQLite: `BEGIN IMMEDIATE`, the database's write lock, taken before the
       first read. A plain (deferred) BEGIN reads a snapshot first, and its
       first write fails if another writer committed meanwhile. Waiting is
-      bounded by the busy timeout; then "database is locked".
+      bounded by `CORE_STARTUP_LOCK_TIMEOUT`; then "database is locked".
 
     The connection must have no transaction open: the lock belongs at its start.
     """
@@ -387,7 +315,17 @@ def exclusive_transaction(connection: Connection) -> Iterator[Connection]:
         raise RuntimeError("exclusive_transaction begins the transaction: none may be open")
     backend = connection.dialect.name
     if backend == "sqlite":
-        transaction = _begin_immediate(connection)
+        # The other process may be migrating a fresh database, which takes
+        # longer than a unit of work: wait for it as long as start-up may take.
+        # On the driver's connection: through SQLAlchemy's, the pragma would
+        # begin the transaction before `_begin_immediate` could.
+        driver = connection.connection.driver_connection
+        assert driver is not None  # a connection that is open
+        driver.execute(f"PRAGMA busy_timeout={startup_lock_timeout_ms()}")
+        try:
+            transaction = _begin_immediate(connection)
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     elif backend == "postgresql":
         transaction = connection.begin()
         connection.execute(select(func.pg_advisory_xact_lock(STARTUP_LOCK_KEY)))

@@ -40,9 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.database import Base, utc_now
 from core.models import (
-    MATURITY_THRESHOLDS,
     AccessType,
     AgentExecution,
     AgentFeedback,
@@ -62,8 +60,30 @@ from core.models import (
     TriggerSource,
     User,
 )
+from core.schema import (
+    Base,
+    utc_now,
+)
 
 GUARD = "maturity-guard"  # `proposed_by` of the proposals the guard writes
+
+# Lower bounds of the maturity bands, by confidence score.
+MATURITY_THRESHOLDS: dict[AgentStatus, float] = {
+    AgentStatus.STUDENT: 0.0,
+    AgentStatus.INTERN: 0.5,
+    AgentStatus.SUPERVISED: 0.7,
+    AgentStatus.AUTONOMOUS: 0.9,
+}
+
+
+def maturity_for_confidence(confidence: float) -> AgentStatus:
+    """The maturity band a confidence score falls in."""
+    band = AgentStatus.STUDENT
+    for status, threshold in MATURITY_THRESHOLDS.items():
+        if confidence >= threshold:
+            band = status
+    return band
+
 
 # The levels an agent climbs, lowest first; paused and deprecated are off it.
 MATURITY_LADDER: tuple[AgentStatus, ...] = tuple(MATURITY_THRESHOLDS)
@@ -281,7 +301,7 @@ def run_unit_of_work(
     below `backoff` seconds, doubled at every retry, so that the losers of
     one race do not all collide again.
 
-        sessions = make_session_factory(engine)
+        sessions = sessionmaker(bind=engine)
         done = run_unit_of_work(sessions, lambda s: read_episode(s, s.get_one(Episode, key)))
         done.result, done.retries  # the segments, and how many runs lost a race
     """

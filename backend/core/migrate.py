@@ -43,7 +43,11 @@ from sqlalchemy.schema import DefaultClause
 from sqlalchemy.sql.elements import ColumnClause, False_, TextClause, True_
 from sqlalchemy.sql.functions import now
 
-from core.database import PROJECT_ROOT, Base, UTCDateTime
+from core.database import PROJECT_ROOT
+from core.schema import (
+    Base,
+    UTCDateTime,
+)
 
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 VERSION_TABLE = "alembic_version"

@@ -1,9 +1,10 @@
 """The agent-governance domain: tenants, people, agents, runs and their audit.
 
-Read top to bottom: enums, the column vocabulary, association tables, then
-the models by area (tenancy, agents, workflows, episodes, governance), then
-the few session hooks that keep loaded objects truthful. The schema contract
-is `shared/DOMAIN.md`; this module is its only implementation.
+Read top to bottom: enums, association tables, then the models by area
+(tenancy, agents, workflows, episodes, governance), then the few session
+hooks that keep loaded objects truthful. Columns are declared with the
+vocabulary of `core.schema`; the README's "The domain" section is the
+contract this module implements.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
@@ -29,14 +30,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
-    false,
     func,
     inspect,
     select,
     text,
-    true,
 )
-from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.orm import (
     MANYTOONE,
     Mapped,
@@ -47,7 +45,26 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core.database import Base, UTCDateTime, json_type, new_uuid, utc_now
+from core.schema import (
+    Base,
+    CreatedAt,
+    JSONDict,
+    JSONList,
+    Now,
+    Str20,
+    Str36,
+    Str50,
+    Str100,
+    Str255,
+    Str500,
+    UpdatedAt,
+    UTCDateTime,
+    UUIDPrimaryKey,
+    defaulted,
+    fk,
+    new_uuid,
+    utc_now,
+)
 from core.validation import ValidationError, bounds, normalized_by
 
 # ==========================================================================
@@ -159,80 +176,6 @@ class ProposalStatus(StrEnum):
     REJECTED = "rejected"
     EXECUTED = "executed"
     CANCELLED = "cancelled"
-
-
-# Lower bounds of the maturity bands, by confidence score.
-MATURITY_THRESHOLDS: dict[AgentStatus, float] = {
-    AgentStatus.STUDENT: 0.0,
-    AgentStatus.INTERN: 0.5,
-    AgentStatus.SUPERVISED: 0.7,
-    AgentStatus.AUTONOMOUS: 0.9,
-}
-
-
-def maturity_for_confidence(confidence: float) -> AgentStatus:
-    """The maturity band a confidence score falls in."""
-    band = AgentStatus.STUDENT
-    for status, threshold in MATURITY_THRESHOLDS.items():
-        if confidence >= threshold:
-            band = status
-    return band
-
-
-# ==========================================================================
-# Column vocabulary
-# ==========================================================================
-
-UUIDPrimaryKey = Annotated[
-    str, mapped_column(String(36), primary_key=True, default=new_uuid, info={"uuid": True})
-]
-CreatedAt = Annotated[datetime, mapped_column(default=utc_now, server_default=func.now())]
-UpdatedAt = Annotated[datetime | None, mapped_column(onupdate=utc_now)]
-# "now" for columns other than created_at (started_at, joined_at).
-Now = Annotated[datetime, mapped_column(default=utc_now, server_default=func.now())]
-
-Str20 = Annotated[str, mapped_column(String(20))]
-Str36 = Annotated[str, mapped_column(String(36))]
-Str50 = Annotated[str, mapped_column(String(50))]
-Str100 = Annotated[str, mapped_column(String(100))]
-Str255 = Annotated[str, mapped_column(String(255))]
-Str500 = Annotated[str, mapped_column(String(500))]
-
-# Mutable wrappers track in-place changes (`agent.configuration["k"] = v`);
-# each needs a type object of its own.
-JSONDict = Annotated[dict[str, Any], mapped_column(MutableDict.as_mutable(json_type()))]
-JSONList = Annotated[list[Any], mapped_column(MutableList.as_mutable(json_type()))]
-
-
-def _server_literal(value: Any) -> Any:
-    if isinstance(value, bool):
-        return true() if value else false()
-    if isinstance(value, str):
-        return text("'" + value.replace("'", "''") + "'")
-    return text(repr(value))
-
-
-def defaulted(value: Any, **kwargs: Any) -> Any:
-    """A column default set both by the ORM and by the database.
-
-    The ORM value makes the attribute readable right after `flush()`; the
-    server default keeps raw SQL and migrations honest.
-
-    A `{}` or `[]` default is different: it is filled in by the constructor,
-    fresh for every object (so `agent.configuration["k"] = v` works before
-    the first flush), and has no column default at all, because the ORM
-    would apply a column default in place of an explicit `None`, which must
-    be stored as SQL NULL.
-    """
-    if isinstance(value, dict | list):
-        return mapped_column(info={"constructor_default": type(value)}, **kwargs)
-    return mapped_column(default=value, server_default=_server_literal(value), **kwargs)
-
-
-def fk(target: str, *, ondelete: str = "RESTRICT", index: bool = True, **kwargs: Any) -> Any:
-    """A foreign key column. RESTRICT unless a rule is given; indexed unless a
-    composite index or constraint already starts with it."""
-    return mapped_column(ForeignKey(target, ondelete=ondelete), index=index, **kwargs)
 
 
 # ==========================================================================
@@ -945,7 +888,6 @@ def _mirror_on_delete_set_null(_mapper: Mapper[Any], _conn: Connection, deleted:
 
 
 __all__ = [
-    "MATURITY_THRESHOLDS",
     "AccessType",
     "AgentExecution",
     "AgentFeedback",
@@ -976,7 +918,6 @@ __all__ = [
     "WorkflowStepExecution",
     "Workspace",
     "WorkspaceStatus",
-    "maturity_for_confidence",
     "normalize_email",
     "team_members",
     "user_workspaces",

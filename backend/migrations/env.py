@@ -28,7 +28,12 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 import core.models  # noqa: F401  (fills Base.metadata: autogenerate compares against it)
-from core.database import checked_url, database_url, exclusive_transaction, make_engine
+from core.database import (
+    checked_url,
+    database_url,
+    exclusive_transaction,
+    make_engine,
+)
 from core.migrate import (
     REVISIONS_ATTRIBUTE,
     check_foreign_keys,
@@ -37,7 +42,7 @@ from core.migrate import (
     migration_options,
     sqlite_foreign_keys_off,
 )
-from core.problems import ExitCode, Problem, explain, report
+from core.tools.problems import ExitCode, Problem, explain, report
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logging", True):

@@ -22,7 +22,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.database import DatabaseURLError, checked_url
+from core.database import (
+    DatabaseURLError,
+    checked_url,
+)
 from tests import databases, harness
 from tests.factories.base import bind_session
 

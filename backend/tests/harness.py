@@ -29,7 +29,11 @@ from sqlalchemy import Connection, Engine, event, func, inspect, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 
-from core.database import Base, database_url, make_engine
+from core.database import (
+    database_url,
+    make_engine,
+)
+from core.schema import Base
 from tests.databases import (
     DatabaseServerError,
     check_server_answers,

@@ -14,7 +14,8 @@ from contextlib import ExitStack
 import pytest
 from sqlalchemy.engine import URL, make_url
 
-from core.database import Base, make_engine
+from core.database import make_engine
+from core.schema import Base
 from tests import harness
 
 

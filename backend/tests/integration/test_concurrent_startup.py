@@ -31,12 +31,12 @@ from core.database import (
     make_engine,
 )
 from core.models import AgentRegistry, Team, User, Workspace
-from core.problems import TRACEBACK_ENV
+from core.tools.problems import TRACEBACK_ENV
 from tests import harness
 
 STARTER = (
     "import sys\n"
-    "from core.cli import main\n"
+    "from core.tools.cli import main\n"
     "print('ready', flush=True)\n"
     "sys.stdin.read()\n"
     "raise SystemExit(main(['demo']))\n"

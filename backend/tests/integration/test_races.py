@@ -21,10 +21,14 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import governance
-from core.database import Base, make_engine
-from core.governance import ConcurrentUpdate, InvalidTransition, ProposalConflict
-from core.models import (
+from core.database import make_engine
+from core.governance import (
     MATURITY_THRESHOLDS,
+    ConcurrentUpdate,
+    InvalidTransition,
+    ProposalConflict,
+)
+from core.models import (
     AgentExecution,
     AgentFeedback,
     AgentProposal,
@@ -35,6 +39,7 @@ from core.models import (
     ExecutionStatus,
     User,
 )
+from core.schema import Base
 from tests.factories import (
     AgentExecutionFactory,
     AgentFactory,

@@ -14,10 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from core import cli, migrate
+from core import migrate
 from core.database import make_engine
 from core.models import Base
-from core.problems import ExitCode
+from core.tools import cli
+from core.tools.problems import ExitCode
 from tests.migrations.sample_rows import populate_every_table, primary_keys
 
 

@@ -14,8 +14,11 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from core import migrate
-from core.database import DATABASE_URL_ENV, PROJECT_ROOT
-from core.problems import TRACEBACK_ENV, ExitCode
+from core.database import (
+    DATABASE_URL_ENV,
+    PROJECT_ROOT,
+)
+from core.tools.problems import TRACEBACK_ENV, ExitCode
 from tests.migrations.databases import leftovers
 
 

@@ -15,7 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
 from core import migrate
-from core.database import PROJECT_ROOT, Base
+from core.database import PROJECT_ROOT
+from core.schema import Base
 from tests.migrations.databases import leftovers, schema_snapshot, snapshot_differences
 from tests.migrations.sample_rows import populate_every_table, primary_keys
 

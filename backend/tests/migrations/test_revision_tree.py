@@ -9,8 +9,8 @@ from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from core.database import Base
 from core.migrate import migration_options, render_item, script_directory
+from core.schema import Base
 
 # What a revision may import: frozen history depends on nothing that changes.
 ALLOWED_IMPORTS = {"alembic", "sqlalchemy", "collections", "typing", "datetime", "__future__"}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, UniqueConstraint
 
-from core import schema_doc
 from core.models import Base
-from core.schema_doc import COMMAND, SCHEMA_DOC, render_schema_doc, write_schema_doc
+from core.tools import schema_doc
+from core.tools.schema_doc import COMMAND, SCHEMA_DOC, render_schema_doc, write_schema_doc
 
 
 def test_the_committed_schema_doc_is_current() -> None:

@@ -21,8 +21,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Boolean, Column, Enum, Float, Integer, String, inspect
 from sqlalchemy.types import JSON
 
-from core.database import Base, UTCDateTime, as_utc
 from core.models import User, normalize_email
+from core.schema import (
+    Base,
+    UTCDateTime,
+    as_utc,
+)
 from core.validation import Bounds, column_bounds, integer_range
 
 # Every code point but two. Lone surrogates (which UTF-8 cannot encode) are

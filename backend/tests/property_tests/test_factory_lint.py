@@ -6,13 +6,13 @@ import factory
 import pytest
 from sqlalchemy.orm import Session
 
+from core.governance import maturity_for_confidence
 from core.models import (
     AgentRegistry,
     AgentStatus,
     EpisodeStatus,
     ExecutionStatus,
     ProposalStatus,
-    maturity_for_confidence,
 )
 from tests.factories import (
     ALL_FACTORIES,

@@ -18,7 +18,7 @@ from sqlalchemy import CheckConstraint, Float, String, Table, inspect, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from core.database import Base
+from core.schema import Base
 from core.validation import ValidationError, column_bounds, column_normalizer
 from tests.harness import example_savepoint, shares_db_between_examples
 from tests.property_tests.strategies import (

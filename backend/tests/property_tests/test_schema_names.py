@@ -8,7 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Column, Constraint, Index, Integer, MetaData, String, Table, UniqueConstraint
 
-from core.database import NAMING_CONVENTION, Base
+from core.schema import (
+    NAMING_CONVENTION,
+    Base,
+)
 
 POSTGRESQL_MAX_IDENTIFIER = 63
 

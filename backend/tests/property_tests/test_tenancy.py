@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.database import Base
 from core.models import AgentExecution, AgentRegistry, User
+from core.schema import Base
 from core.tenancy import is_tenant_owned, scoped_to_workspace
 from tests.factories import AgentExecutionFactory, AgentFactory, WorkspaceFactory
 from tests.harness import example_savepoint, shares_db_between_examples

@@ -16,7 +16,11 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import JSON
 
-from core.database import Base, UTCDateTime, as_utc
+from core.schema import (
+    Base,
+    UTCDateTime,
+    as_utc,
+)
 from tests.factories import ALL_FACTORIES
 from tests.harness import example_savepoint, shares_db_between_examples
 from tests.property_tests.strategies import (

@@ -1,4 +1,4 @@
-"""`core.database` and `core.cli`: settings, engines, sessions, column types.
+"""`core.database` and `core.tools.cli`: settings, engines, sessions, column types.
 
 Every database here is a temporary file or in memory; none of these tests
 touches the development database.
@@ -18,20 +18,25 @@ from sqlalchemy import Dialect, Engine, create_mock_engine, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from core import cli
 from core.database import (
     DEFAULT_DATABASE_PATH,
-    UTCDateTime,
-    as_utc,
+    STARTUP_LOCK_TIMEOUT_ENV,
+    SettingError,
     database_url,
-    json_type,
+    dispose_default_engines,
     make_engine,
-    make_session_factory,
-    new_uuid,
     session_scope,
-    utc_now,
+    startup_lock_timeout_ms,
 )
 from core.models import Base, User, ValidationError
+from core.schema import (
+    UTCDateTime,
+    as_utc,
+    json_type,
+    new_uuid,
+    utc_now,
+)
+from core.tools import cli
 
 # --------------------------------------------------------------------------
 # Settings
@@ -39,11 +44,12 @@ from core.models import Base, User, ValidationError
 
 
 @pytest.fixture
-def app_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def app_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """`DATABASE_URL` pointed at a fresh file under `tmp_path`."""
     url = f"sqlite:///{tmp_path / 'var' / 'app.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
-    return url
+    yield url
+    dispose_default_engines()  # what `session_scope()` opened on it
 
 
 @pytest.fixture
@@ -121,14 +127,6 @@ def test_non_sqlite_engine_gets_no_sqlite_settings() -> None:
         engine.dispose()
 
 
-def test_session_factory_passes_options_through(app_engine: Engine) -> None:
-    factory = make_session_factory(app_engine, expire_on_commit=False)
-    assert isinstance(factory, sessionmaker)
-    with factory() as session:
-        assert session.get_bind() is app_engine
-        assert session.expire_on_commit is False
-
-
 # --------------------------------------------------------------------------
 # session_scope
 # --------------------------------------------------------------------------
@@ -140,13 +138,13 @@ def _emails(engine: Engine) -> list[str]:
 
 
 def test_session_scope_commits_on_success(app_engine: Engine) -> None:
-    with session_scope(make_session_factory(app_engine)) as session:
+    with session_scope(sessionmaker(bind=app_engine)) as session:
         session.add(User(email="kept@example.com"))
     assert _emails(app_engine) == ["kept@example.com"]
 
 
 def test_session_scope_rolls_back_on_error(app_engine: Engine) -> None:
-    factory = make_session_factory(app_engine)
+    factory = sessionmaker(bind=app_engine)
     with session_scope(factory) as session:
         session.add(User(email="before@example.com"))
 
@@ -162,7 +160,7 @@ def test_session_scope_rolls_back_on_error(app_engine: Engine) -> None:
 
 
 def test_session_scope_closes_its_session(app_engine: Engine) -> None:
-    with session_scope(make_session_factory(app_engine)) as session:
+    with session_scope(sessionmaker(bind=app_engine)) as session:
         user = User(email="closed@example.com")
         session.add(user)
     assert user not in session
@@ -176,6 +174,14 @@ def test_session_scope_without_a_factory_uses_database_url(app_engine: Engine) -
         assert isinstance(bind, Engine)
         assert bind.url == app_engine.url
     assert _emails(app_engine) == ["default@example.com"]
+
+
+def test_units_of_work_on_the_default_database_share_one_engine(app_engine: Engine) -> None:
+    with session_scope() as first, session_scope() as second:
+        assert first.get_bind() is second.get_bind()
+    dispose_default_engines()
+    with session_scope() as third:
+        assert third.get_bind() is not first.get_bind()  # made anew after disposal
 
 
 # --------------------------------------------------------------------------
@@ -320,3 +326,19 @@ def test_python_dash_m_core(
         runpy.run_module("core", run_name="__main__")
     assert exited.value.code == 0
     assert "users" in _table_lines(capsys.readouterr().out)
+
+
+def test_startup_waits_two_minutes_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(STARTUP_LOCK_TIMEOUT_ENV, raising=False)
+    assert startup_lock_timeout_ms() == 120_000
+    monkeypatch.setenv(STARTUP_LOCK_TIMEOUT_ENV, "2.5")
+    assert startup_lock_timeout_ms() == 2_500
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_a_startup_lock_timeout_that_is_not_seconds_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(STARTUP_LOCK_TIMEOUT_ENV, value)
+    with pytest.raises(SettingError, match=f"CORE_STARTUP_LOCK_TIMEOUT must be .* got '{value}'"):
+        startup_lock_timeout_ms()

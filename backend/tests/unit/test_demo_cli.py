@@ -11,10 +11,13 @@ import pytest
 from sqlalchemy.orm import Session
 
 from core import migrate
-from core.cli import main, table_counts
-from core.database import DATABASE_URL_ENV, make_engine
-from core.demo import run_demo
+from core.database import (
+    DATABASE_URL_ENV,
+    make_engine,
+)
 from core.models import Base
+from core.tools.cli import main, table_counts
+from core.tools.demo import run_demo
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from sqlalchemy import JSON, Table, delete, insert, inspect, select, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from core.database import new_uuid
 from core.models import (
     AgentExecution,
     AgentFeedback,
@@ -32,6 +31,7 @@ from core.models import (
     WorkflowStepExecution,
     Workspace,
 )
+from core.schema import new_uuid
 from tests import harness
 from tests.factories import (
     AgentExecutionFactory,

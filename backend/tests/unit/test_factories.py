@@ -9,7 +9,7 @@ from sqlalchemy import Engine, event, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.database import Base
+from core.governance import maturity_for_confidence
 from core.models import (
     AgentExecution,
     AgentRegistry,
@@ -28,8 +28,8 @@ from core.models import (
     WorkflowStepExecution,
     Workspace,
     WorkspaceStatus,
-    maturity_for_confidence,
 )
+from core.schema import Base
 from tests import harness
 from tests.factories import (
     ALL_FACTORIES,

@@ -18,14 +18,15 @@ from sqlalchemy.orm import Session
 
 from core import governance
 from core.governance import (
+    MATURITY_THRESHOLDS,
     AgentNotRunnable,
     ConcurrentUpdate,
     GovernanceError,
     InvalidTransition,
     ProposalConflict,
+    maturity_for_confidence,
 )
 from core.models import (
-    MATURITY_THRESHOLDS,
     AgentExecution,
     AgentProposal,
     AgentStatus,
@@ -37,7 +38,6 @@ from core.models import (
     TriggerSource,
     ValidationError,
     Workspace,
-    maturity_for_confidence,
 )
 from tests.factories import (
     AgentExecutionFactory,

@@ -28,9 +28,14 @@ from sqlalchemy import Engine, exists, func, select
 from sqlalchemy.orm import Session
 
 from core import governance
-from core.governance import AgentNotRunnable, GovernanceError, InvalidTransition
-from core.models import (
+from core.governance import (
     MATURITY_THRESHOLDS,
+    AgentNotRunnable,
+    GovernanceError,
+    InvalidTransition,
+    maturity_for_confidence,
+)
+from core.models import (
     AccessType,
     AgentExecution,
     AgentFeedback,
@@ -42,7 +47,6 @@ from core.models import (
     EpisodeSegment,
     ExecutionStatus,
     TriggerSource,
-    maturity_for_confidence,
 )
 from tests.factories import (
     AgentExecutionFactory,

@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from core.database import Base, make_engine
+from core.database import make_engine
 from core.models import Team, User
+from core.schema import Base
 from tests import harness
 from tests.factories import UserFactory
 

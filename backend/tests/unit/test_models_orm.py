@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Table, func, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.database import Base
+from core.governance import maturity_for_confidence
 from core.models import (
     AccessType,
     AgentExecution,
@@ -53,10 +53,10 @@ from core.models import (
     WorkflowStepExecution,
     Workspace,
     WorkspaceStatus,
-    maturity_for_confidence,
     team_members,
     user_workspaces,
 )
+from core.schema import Base
 from tests.factories import (
     AgentExecutionFactory,
     AgentFactory,

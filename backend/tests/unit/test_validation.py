@@ -38,7 +38,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
 
-from core.database import Base
 from core.models import (
     AgentExecution,
     AgentFeedback,
@@ -52,6 +51,7 @@ from core.models import (
     Workspace,
     normalize_email,
 )
+from core.schema import Base
 from core.validation import (
     INTEGER_RANGES,
     Bounds,

@@ -1,7 +1,7 @@
 """`docs/schema.md`: the schema as a Mermaid ER diagram, generated from
 `Base.metadata` so that it cannot drift from the models.
 
-    python -m core.schema_doc     # or: make schema-doc
+    python -m core.tools.schema_doc     # or: make schema-doc
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 
 `DATABASE_URL` selects the database (default: the embedded SQLite file).
 Bad input ends in one or two lines naming the problem and the fix, and an
-exit code from `core.problems.ExitCode`; `--traceback` shows the trace.
+exit code from `core.tools.problems.ExitCode`; `--traceback` shows the trace.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from core.database import (
     make_engine,
     sqlite_file,
 )
-from core.demo import play_round
 from core.models import Base
-from core.problems import (
+from core.tools.demo import play_round
+from core.tools.problems import (
     EXIT_CODE_MEANINGS,
     TRACEBACK_ENV,
     ExitCode,

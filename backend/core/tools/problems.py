@@ -16,7 +16,10 @@ from enum import IntEnum
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from core.database import DatabaseURLError, sqlite_file
+from core.database import (
+    SettingError,
+    sqlite_file,
+)
 from core.migrate import MigrationRefused
 
 TRACEBACK_ENV = "CORE_TRACEBACK"
@@ -63,7 +66,7 @@ def explain(error: BaseException, url: URL | None = None) -> Problem | None:
     the data can fix. `url` is the database the command was working on."""
     if isinstance(error, Problem):
         return error
-    if isinstance(error, DatabaseURLError):
+    if isinstance(error, SettingError):
         return Problem(ExitCode.CONFIGURATION, str(error))
     if isinstance(error, MigrationRefused):
         return Problem(ExitCode.REFUSED, str(error))
