@@ -715,9 +715,9 @@ class AgentProposal(Base):
     completed_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
-    # Optimistic lock (not in DOMAIN.md's column list, added for the
-    # governance layer): every UPDATE checks and bumps it, so of two sessions
-    # deciding on the same proposal only the first to commit wins.
+    # Optimistic lock, for the governance layer: every UPDATE checks and
+    # bumps it, so of two sessions deciding on the same proposal only the
+    # first to commit wins.
     version: Mapped[int] = defaulted(1)
     __mapper_args__ = {"version_id_col": version}
 

@@ -1,4 +1,4 @@
-"""Initial schema: every table of DOMAIN.md, its indexes, CHECKs and foreign keys.
+"""Initial schema: every table of the domain, its indexes, CHECKs and foreign keys.
 
 Revision ID: a2a5d3c4f188
 Revises:
