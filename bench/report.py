@@ -145,7 +145,8 @@ def share_of_raw(measured: list[Throughput]) -> dict[str, float]:
     raw = next((t.rows_per_second for t in measured if t.path == RAW_PATH), None)
     if not raw:
         return {}
-    return {t.path: 100 * t.rows_per_second / raw for t in measured}
+    # (rows/s / raw) first: the raw path itself is then exactly 100.
+    return {t.path: 100 * (t.rows_per_second / raw) for t in measured}
 
 
 def checked_bulk_targets(throughput: dict[str, list[Throughput]]) -> list[Target]:
