@@ -42,13 +42,18 @@ install: $(STAMP) ## create .venv and install the project with all extras
 run: $(STAMP) ## migrate the embedded database to head, play the governance demo, print its tables
 	$(BIN)/python -m core demo
 
-test: $(STAMP) ## the whole suite, with coverage gates (models.py >= 97%, total >= 90%)
-	$(BIN)/python -m pytest $(PYTEST_COV) $(PYTEST_ARGS)
+# The everyday loop runs without coverage: measuring it costs about a third
+# more CPU. `make test COVERAGE=1` (what CI runs) measures branch coverage of
+# `core` and fails under the gates: models.py >= 97%, the total >= 90%.
+test: $(STAMP) ## the whole suite on SQLite (COVERAGE=1: with coverage and its gates, as CI runs it)
+	$(BIN)/python -m pytest $(if $(COVERAGE),$(PYTEST_COV)) $(PYTEST_ARGS)
+ifneq ($(COVERAGE),)
 	$(BIN)/python -m coverage report --fail-under=90 > /dev/null || { echo "total coverage under 90%"; exit 1; }
 	$(BIN)/python -m coverage report --include='*/core/models.py' --fail-under=97
+endif
 
-# Coverage is gated by `make test`; here the sentinel runs instead (about 10%
-# more CPU), so CI checks isolation on PostgreSQL, in random order, every run.
+# Coverage is gated by `make test COVERAGE=1`; here the sentinel runs instead
+# (about 10% more CPU), so CI checks isolation on PostgreSQL, in random order.
 test-postgres: $(STAMP) ## the same suite on PostgreSQL (TEST_POSTGRES_URL), in a database of its own
 	TEST_DATABASE_URL='$(TEST_POSTGRES_URL)' $(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
 
