@@ -165,6 +165,23 @@ def test_an_invalid_verdict_writes_nothing_and_leaves_confidence_alone(
     assert agent.feedback == execution.feedback == []
 
 
+@pytest.mark.parametrize(
+    ("confidence", "band"),
+    [
+        (0.0, AgentStatus.STUDENT),
+        (0.49, AgentStatus.STUDENT),
+        (0.5, AgentStatus.INTERN),
+        (0.69, AgentStatus.INTERN),
+        (0.7, AgentStatus.SUPERVISED),
+        (0.89, AgentStatus.SUPERVISED),
+        (0.9, AgentStatus.AUTONOMOUS),
+        (1.0, AgentStatus.AUTONOMOUS),
+    ],
+)
+def test_maturity_bands_follow_confidence(confidence: float, band: AgentStatus) -> None:
+    assert maturity_for_confidence(confidence) is band
+
+
 def test_the_bands_are_the_domain_thresholds() -> None:
     assert tuple(MATURITY_THRESHOLDS) == governance.MATURITY_LADDER
     assert [maturity_for_confidence(t) for t in MATURITY_THRESHOLDS.values()] == list(

@@ -1,5 +1,6 @@
 """The session hooks of `core.models`: constructor defaults, a step's
-workflow_id, ON DELETE SET NULL mirrored onto loaded objects, email rules."""
+workflow_id, ON DELETE SET NULL mirrored onto loaded objects. (The email
+rule: `TestUserModel` in `test_models_orm.py`.)"""
 
 from __future__ import annotations
 
@@ -20,10 +21,8 @@ from core.models import (
     Episode,
     EpisodeAccessLog,
     User,
-    ValidationError,
     WorkflowExecution,
     WorkflowStepExecution,
-    normalize_email,
 )
 from tests.factories import (
     AgentFactory,
@@ -254,27 +253,3 @@ def test_set_null_at_scale_nulls_every_reference_and_touches_nothing_else(db: Se
             if type(obj) is model
         }
         assert held == stored, model.__name__
-
-
-@pytest.mark.parametrize(
-    ("given", "stored"),
-    [("Ada@Example.COM", "ada@example.com"), ("  bob@example.org ", "bob@example.org")],
-)
-def test_emails_are_normalised(given: str, stored: str) -> None:
-    assert normalize_email(given) == stored
-    assert User(email=given).email == stored
-
-
-@pytest.mark.parametrize(
-    ("given", "message"),
-    [
-        ("not-an-email", "'not-an-email' is not a valid email address"),
-        ("a b@example.com", "is not a valid email address (expected name@domain.tld)"),
-        (42, "expected a string, got 42"),
-    ],
-)
-def test_malformed_emails_are_refused(given: object, message: str) -> None:
-    with pytest.raises(ValidationError) as refused:
-        User(email=given)
-    assert refused.value.field == "User.email"
-    assert message in str(refused.value)
