@@ -304,6 +304,7 @@ class TestWorkflowStepExecutionModel:
         assert stored(db, WorkflowStepExecution, "workflow_id", through_key_only.id) == (
             "quarter-close"
         )
+        assert stored(db, WorkflowStepExecution, "workflow_id", explicit.id) == "kept-as-given"
 
     def test_a_step_without_a_run_fails_at_flush(self, db: Session) -> None:
         db.add(new_step(sequence_order=0))

@@ -1,6 +1,6 @@
-"""The session hooks of `core.models`: constructor defaults, a step's
-workflow_id, ON DELETE SET NULL mirrored onto loaded objects. (The email
-rule: `TestUserModel` in `test_models_orm.py`.)"""
+"""The session hooks of `core.models`: constructor defaults and ON DELETE SET
+NULL mirrored onto loaded objects. (A step's workflow_id copied from its run:
+`TestWorkflowStepExecutionModel`; the email rule: `test_email.py`.)"""
 
 from __future__ import annotations
 
@@ -22,14 +22,11 @@ from core.models import (
     EpisodeAccessLog,
     User,
     WorkflowExecution,
-    WorkflowStepExecution,
 )
 from tests.factories import (
     AgentFactory,
     CanvasAuditFactory,
     UserFactory,
-    WorkflowExecutionFactory,
-    WorkflowStepExecutionFactory,
     WorkspaceFactory,
 )
 
@@ -42,28 +39,6 @@ def test_constructor_defaults_fill_only_what_was_not_given() -> None:
     assert AgentRegistry(configuration=None).configuration is None
     first, second = AgentRegistry(), AgentRegistry()
     assert first.configuration is not second.configuration
-
-
-def test_a_step_keeps_a_workflow_id_it_was_given(db: Session) -> None:
-    run = WorkflowExecutionFactory(workflow_id="from-the-run")
-    step = WorkflowStepExecutionFactory(execution=run, workflow_id="given")
-    db.expire(step)
-    assert step.workflow_id == "given"
-
-
-def test_a_step_added_by_key_copies_its_runs_workflow_id(db: Session) -> None:
-    run = WorkflowExecutionFactory(workflow_id="by-key")
-    db.add(
-        step := WorkflowStepExecution(
-            execution_id=run.execution_id,
-            step_id="s",
-            step_name="S",
-            step_type="action",
-            sequence_order=0,
-        )
-    )
-    db.flush()
-    assert step.workflow_id == "by-key"
 
 
 def test_deleting_a_user_nulls_the_loaded_references_to_it(db: Session) -> None:
