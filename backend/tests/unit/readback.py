@@ -12,10 +12,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, inspect, select
+import pytest
+from sqlalchemy import ColumnElement, Table, func, inspect, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.models import AgentRegistry, WorkflowStepExecution
+from core.models import AgentRegistry, ValidationError, WorkflowStepExecution
 from core.schema import Base
 from tests.harness import QueryLog
 
@@ -82,6 +84,18 @@ def new_agent(**fields: Any) -> AgentRegistry:
 def new_step(**fields: Any) -> WorkflowStepExecution:
     required = {"step_id": "fetch", "step_name": "Fetch invoices", "step_type": "action"}
     return WorkflowStepExecution(**(required | fields))
+
+
+def assert_bound_holds(db: Session, obj: Base, field: str, good: object, bad: object) -> None:
+    """`obj` was made with `field=good`, a value at the bound: it is stored as
+    given, and `bad`, just beyond, is refused on assignment and by the CHECK."""
+    model = type(obj)
+    assert stored(db, model, field, primary_key(obj)) == good
+
+    with pytest.raises(ValidationError, match=f"{model.__name__}.{field}"):
+        setattr(obj, field, bad)
+    with pytest.raises(IntegrityError), db.begin_nested():
+        db.execute(update(table_of(model)).values({field: bad}))
 
 
 def assert_ordered_load(log: QueryLog, table: str) -> None:

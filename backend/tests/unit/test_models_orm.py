@@ -74,6 +74,7 @@ from tests.factories import (
 from tests.harness import QueryCounter
 from tests.unit.readback import (
     Reload,
+    assert_bound_holds,
     assert_ordered_load,
     count_rows,
     is_utc,
@@ -344,13 +345,7 @@ class TestEpisodeModel:
         ],
     )
     def test_scores_are_bounded(self, db: Session, field: str, good: float, bad: float) -> None:
-        episode = EpisodeFactory(**{field: good})
-        assert stored(db, Episode, field, episode.id) == good
-
-        with pytest.raises(ValidationError, match=f"Episode.{field}"):
-            setattr(episode, field, bad)
-        with pytest.raises(IntegrityError), db.begin_nested():
-            db.execute(update(table_of(Episode)).values({field: bad}))
+        assert_bound_holds(db, EpisodeFactory(**{field: good}), field, good, bad)
 
     def test_maturity_at_time_is_required(self, db: Session) -> None:
         agent, workspace = AgentFactory(), WorkspaceFactory()

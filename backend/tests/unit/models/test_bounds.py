@@ -13,13 +13,12 @@ from sqlalchemy.orm import Session
 
 from core.models import (
     AgentExecution,
-    AgentProposal,
     BlockedTriggerContext,
     EpisodeSegment,
     ValidationError,
 )
 from tests.factories import AgentExecutionFactory, AgentProposalFactory
-from tests.unit.readback import new_step, stored, table_of
+from tests.unit.readback import assert_bound_holds, new_step, table_of
 
 
 def test_duration_cannot_be_negative(db: Session) -> None:
@@ -61,10 +60,4 @@ def test_confidence_at_block_is_bounded() -> None:
     ],
 )
 def test_the_proposals_scheduling_ranges(db: Session, field: str, good: float, bad: float) -> None:
-    proposal = AgentProposalFactory(**{field: good})
-    assert stored(db, AgentProposal, field, proposal.id) == good
-
-    with pytest.raises(ValidationError, match=f"AgentProposal.{field}"):
-        setattr(proposal, field, bad)
-    with pytest.raises(IntegrityError), db.begin_nested():
-        db.execute(update(table_of(AgentProposal)).values({field: bad}))
+    assert_bound_holds(db, AgentProposalFactory(**{field: good}), field, good, bad)
