@@ -29,7 +29,9 @@ from core.database import (
 from tests import databases, harness
 from tests.factories.base import bind_session
 
-pytest_plugins = ["pytester"]
+# `tests.profiles`: the hypothesis profiles, registered once for every folder;
+# `HYPOTHESIS_PROFILE` (dev, default, ci) picks one.
+pytest_plugins = ["pytester", "tests.profiles"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -15,16 +15,18 @@ in `tests.databases`, which creates and drops every database of the run).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from inspect import signature
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, is_hypothesis_test, settings
 from sqlalchemy import Connection, Engine, event, func, inspect, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
@@ -86,20 +88,18 @@ def isolated_session(connection: Connection) -> Iterator[Session]:
 
 
 @contextmanager
-def example_savepoint(session: Session) -> Iterator[Session]:
-    """Run one hypothesis example in a SAVEPOINT of its own, then undo it.
+def _example_savepoint(session: Session) -> Iterator[Session]:
+    """One hypothesis example in a SAVEPOINT of its own, undone when it ends.
 
-    Hypothesis runs every example of a test inside the same function-scoped
-    `db` fixture. Without this, rows (and identity-map entries) written by
-    one example are seen by the next. What the test wrote before its
-    examples is kept: the session's work so far is committed into the test's
-    own transaction (still rolled back when the test ends), and every
-    example starts from it. Inside the block the session behaves as usual:
-    `commit()`, `rollback()` and failed flushes stay within the example.
+    What the test wrote before its examples is kept: the session's work so
+    far is committed into the test's own transaction (still rolled back when
+    the test ends), and every example starts from it. Inside the block the
+    session behaves as usual: `commit()`, `rollback()` and failed flushes stay
+    within the example.
     """
     connection = session.bind
     if not isinstance(connection, Connection):
-        raise TypeError("example_savepoint needs a Session bound to a Connection, like `db`")
+        raise TypeError("db_examples needs a Session bound to a Connection, like `db`")
     # End the session's own savepoint first: it is the session's outermost
     # transaction, and releasing it later would release the example's too.
     session.commit()
@@ -119,14 +119,37 @@ def example_savepoint(session: Session) -> Iterator[Session]:
         session.expire_all()
 
 
-# For `@given` tests that take the function-scoped `db` fixture: hypothesis
-# warns that such a fixture is shared by all examples. Here that is on
-# purpose, and only safe because each example wraps its body in
-# `example_savepoint(db)` (proved in property_tests/test_example_isolation.py).
-def shares_db_between_examples(**overrides: Any) -> Callable[[DecoratedTest], DecoratedTest]:
-    """`@settings(...)` for such tests; `overrides` are further settings."""
+def db_examples(**overrides: Any) -> Callable[[DecoratedTest], DecoratedTest]:
+    """`@db_examples()` directly above `@given(...)`, for a property test that
+    takes the `db` fixture: every example runs in a SAVEPOINT of its own, so
+    examples never see each other's rows (or identity-map entries).
+
+    Hypothesis runs all the examples of a test inside one call of a
+    function-scoped fixture, so rows one example writes would be seen by the
+    next. Hypothesis says so with its `function_scoped_fixture` health check,
+    which fails a plain `@given` test that takes `db`; this decorator wraps
+    each example (hypothesis's documented `inner_test` hook) and only then
+    suppresses that check, for this test alone. `overrides` are further
+    settings (`max_examples=examples_per_case()`); the rest come from the
+    loaded profile (`tests/profiles.py`).
+    """
 
     def decorate(test: DecoratedTest) -> DecoratedTest:
+        name = getattr(test, "__qualname__", repr(test))
+        if not is_hypothesis_test(test):
+            raise TypeError(
+                f"@db_examples goes directly above @given(...): {name} is not a @given test"
+            )
+        inner = test.hypothesis.inner_test  # type: ignore[attr-defined]
+        if "db" not in signature(inner).parameters:
+            raise TypeError(f"{name} takes no `db` fixture: @given alone will do")
+
+        @functools.wraps(inner)
+        def one_example(*args: Any, **kwargs: Any) -> Any:
+            with _example_savepoint(kwargs["db"]):
+                return inner(*args, **kwargs)
+
+        test.hypothesis.inner_test = one_example  # type: ignore[attr-defined]
         # Built when the test is decorated, so it inherits the loaded profile.
         checks = [HealthCheck.function_scoped_fixture]
         return settings(suppress_health_check=checks, **overrides)(test)

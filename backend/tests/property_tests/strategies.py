@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
-from hypothesis import settings
 from hypothesis import strategies as st
 from sqlalchemy import Boolean, Column, Enum, Float, Integer, String, inspect
 from sqlalchemy.types import JSON
@@ -34,16 +33,6 @@ from core.validation import Bounds, column_bounds, integer_range
 # cannot hold it; the models do not refuse it themselves (SQLite stores it,
 # PostgreSQL raises DataError): a known gap, not one this suite hides.
 TEXT_ALPHABET = st.characters(codec="utf-8", exclude_characters="\x00")
-
-
-def examples_per_case() -> int:
-    """Examples for a property parametrized over every column (or model).
-
-    Such a property runs once per case, dozens of times in all, so a fifth of
-    the profile's number keeps it from dominating the suite; `ci` still gives
-    each case forty.
-    """
-    return max(5, settings().max_examples // 5)
 
 
 # --------------------------------------------------------------------------

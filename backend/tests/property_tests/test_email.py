@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core.models import normalize_email
 from core.validation import ValidationError
 from tests.factories import UserFactory
-from tests.harness import example_savepoint, shares_db_between_examples
+from tests.harness import db_examples
 from tests.property_tests.strategies import TEXT_ALPHABET, case_variants, emails
 
 
@@ -32,12 +32,11 @@ def test_case_variants_normalise_to_the_same_address(data: st.DataObject) -> Non
     assert normalize_email(variant) == normalize_email(address)
 
 
-@shares_db_between_examples()
+@db_examples()
 @given(data=st.data())
 def test_uniqueness_holds_across_case_variants(db: Session, data: st.DataObject) -> None:
     address = data.draw(emails(), label="address")
     variant = data.draw(case_variants(normalize_email(address)), label="variant")
-    with example_savepoint(db):
-        UserFactory(email=address)
-        with pytest.raises(IntegrityError), db.begin_nested():
-            UserFactory(email=variant)
+    UserFactory(email=address)
+    with pytest.raises(IntegrityError), db.begin_nested():
+        UserFactory(email=variant)

@@ -20,14 +20,14 @@ from sqlalchemy.orm import Session
 
 from core.schema import Base
 from core.validation import ValidationError, column_bounds, column_normalizer
-from tests.harness import example_savepoint, shares_db_between_examples
+from tests.harness import db_examples
+from tests.profiles import examples_per_case
 from tests.property_tests.strategies import (
     CUSTOM,
     Field,
     Violation,
     all_value_fields,
     all_violations,
-    examples_per_case,
 )
 from tests.property_tests.test_values import create
 
@@ -83,7 +83,7 @@ def saved(db: Session, violation: Violation) -> Base:
 
 
 @pytest.mark.parametrize("violation", all_violations(), ids=str)
-@shares_db_between_examples(max_examples=examples_per_case())
+@db_examples(max_examples=examples_per_case())
 @given(data=st.data())
 def test_the_database_rejects_the_value_written_with_raw_sql(
     db: Session, violation: Violation, saved: Base, data: st.DataObject
@@ -99,35 +99,34 @@ def test_the_database_rejects_the_value_written_with_raw_sql(
     dialect = db.get_bind().dialect.name
     select_value = text(f"SELECT {column.name} FROM {table.name} WHERE {key_column.name} = :key")
     length = column.type.length if isinstance(column.type, String) else None
-    with example_savepoint(db):
-        if violation.kind == "length" and dialect == "sqlite":
-            # SQLite ignores VARCHAR lengths and the schema adds no length
-            # CHECK: there the model's validator is the only guard, and the
-            # over-long value is stored as given.
+    if violation.kind == "length" and dialect == "sqlite":
+        # SQLite ignores VARCHAR lengths and the schema adds no length
+        # CHECK: there the model's validator is the only guard, and the
+        # over-long value is stored as given.
+        db.execute(update, params)
+        assert db.scalar(select_value, {"key": params["key"]}) == value
+    elif violation.kind == "length" and not value[length:].strip(" "):
+        # The SQL standard's one exception, which PostgreSQL follows:
+        # excess characters that are all spaces are cut off, silently.
+        db.execute(update, params)
+        assert db.scalar(select_value, {"key": params["key"]}) == value[:length]
+    elif violation.kind == "length":
+        # PostgreSQL's VARCHAR(n) refuses it: a DataError, not a CHECK.
+        with pytest.raises(DataError, match="too long"), db.begin_nested():
             db.execute(update, params)
-            assert db.scalar(select_value, {"key": params["key"]}) == value
-        elif violation.kind == "length" and not value[length:].strip(" "):
-            # The SQL standard's one exception, which PostgreSQL follows:
-            # excess characters that are all spaces are cut off, silently.
+    elif violation.kind == "integer" and dialect == "postgresql":
+        # PostgreSQL rounds a float into an INTEGER column (half to even,
+        # as Python's round) before any CHECK can see it: there the
+        # model's validator is the only guard.
+        db.execute(update, params)
+        assert db.scalar(select_value, {"key": params["key"]}) == round(value)
+    else:
+        names = check_constraints_on(table, column.name)
+        assert names, f"no CHECK constraint mentions {table.name}.{column.name}"
+        with pytest.raises(IntegrityError) as raised, db.begin_nested():
             db.execute(update, params)
-            assert db.scalar(select_value, {"key": params["key"]}) == value[:length]
-        elif violation.kind == "length":
-            # PostgreSQL's VARCHAR(n) refuses it: a DataError, not a CHECK.
-            with pytest.raises(DataError, match="too long"), db.begin_nested():
-                db.execute(update, params)
-        elif violation.kind == "integer" and dialect == "postgresql":
-            # PostgreSQL rounds a float into an INTEGER column (half to even,
-            # as Python's round) before any CHECK can see it: there the
-            # model's validator is the only guard.
-            db.execute(update, params)
-            assert db.scalar(select_value, {"key": params["key"]}) == round(value)
-        else:
-            names = check_constraints_on(table, column.name)
-            assert names, f"no CHECK constraint mentions {table.name}.{column.name}"
-            with pytest.raises(IntegrityError) as raised, db.begin_nested():
-                db.execute(update, params)
-            message = str(raised.value.orig)
-            assert any(name in message for name in names), message
+        message = str(raised.value.orig)
+        assert any(name in message for name in names), message
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,9 @@ from core.models import AgentExecution, AgentRegistry, User
 from core.schema import Base
 from core.tenancy import is_tenant_owned, scoped_to_workspace
 from tests.factories import AgentExecutionFactory, AgentFactory, WorkspaceFactory
-from tests.harness import example_savepoint, shares_db_between_examples
-from tests.property_tests.strategies import all_models, examples_per_case
+from tests.harness import db_examples
+from tests.profiles import examples_per_case
+from tests.property_tests.strategies import all_models
 from tests.property_tests.test_values import create
 
 TENANT_MODELS = [model for model in all_models() if is_tenant_owned(model)]
@@ -27,7 +28,7 @@ def test_the_tenant_owned_models_are_found() -> None:
 
 
 @pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda model: model.__name__)
-@shares_db_between_examples(max_examples=examples_per_case())
+@db_examples(max_examples=examples_per_case())
 @given(data=st.data())
 def test_rows_of_one_workspace_are_never_returned_for_another(
     db: Session, model: type[Base], data: st.DataObject
@@ -35,15 +36,12 @@ def test_rows_of_one_workspace_are_never_returned_for_another(
     nullable = model.__table__.c.workspace_id.nullable
     owners = st.integers(0, WORKSPACES - 1) | (st.none() if nullable else st.nothing())
     placement = data.draw(st.lists(owners, max_size=6), label="workspace of each row")
-    with example_savepoint(db):
-        workspaces = [WorkspaceFactory() for _ in range(WORKSPACES)]
-        rows = [
-            create(model, workspace_id=None if n is None else workspaces[n].id) for n in placement
-        ]
-        for workspace in workspaces:
-            found = db.scalars(scoped_to_workspace(model, workspace.id)).all()
-            expected = {id(row) for row in rows if row.workspace_id == workspace.id}
-            assert {id(row) for row in found} == expected
+    workspaces = [WorkspaceFactory() for _ in range(WORKSPACES)]
+    rows = [create(model, workspace_id=None if n is None else workspaces[n].id) for n in placement]
+    for workspace in workspaces:
+        found = db.scalars(scoped_to_workspace(model, workspace.id)).all()
+        expected = {id(row) for row in rows if row.workspace_id == workspace.id}
+        assert {id(row) for row in found} == expected
 
 
 def test_joined_tenant_models_are_scoped_too(db: Session) -> None:

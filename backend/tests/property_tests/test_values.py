@@ -1,7 +1,7 @@
 """Valid values survive a save and a reload, for every column of every model.
 
-Each test takes `db` inside `@given` (see `harness.shares_db_between_examples`)
-and runs every example in `example_savepoint(db)`.
+Each test takes `db` inside `@given`, under `harness.db_examples`: every
+example runs in a savepoint of its own.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from core.schema import (
     as_utc,
 )
 from tests.factories import ALL_FACTORIES
-from tests.harness import example_savepoint, shares_db_between_examples
+from tests.harness import db_examples
+from tests.profiles import examples_per_case
 from tests.property_tests.strategies import (
     JSON_KEYS,
     JSON_VALUES,
     Field,
     all_models,
     all_value_fields,
-    examples_per_case,
     expected_after_reload,
     is_aware_utc,
     json_documents,
@@ -61,20 +61,19 @@ def test_every_model_has_a_factory() -> None:
 
 
 @pytest.mark.parametrize("model", all_models(), ids=lambda model: model.__name__)
-@shares_db_between_examples()
+@db_examples()
 @given(data=st.data())
 def test_valid_values_come_back_equal(db: Session, model: type[Base], data: st.DataObject) -> None:
     values = data.draw(row_values(model), label="values")
-    with example_savepoint(db):
-        obj = create(model, **values)
-        identity = inspect(obj).identity
-        db.expunge_all()
-        loaded = db.get(model, identity)
-        assert loaded is not None
-        for key, given_value in values.items():
-            field = next(f for f in inspect(model).columns if f.key == key)
-            expected = expected_after_reload(Field(model, field), given_value)
-            assert getattr(loaded, key) == expected, key
+    obj = create(model, **values)
+    identity = inspect(obj).identity
+    db.expunge_all()
+    loaded = db.get(model, identity)
+    assert loaded is not None
+    for key, given_value in values.items():
+        field = next(f for f in inspect(model).columns if f.key == key)
+        expected = expected_after_reload(Field(model, field), given_value)
+        assert getattr(loaded, key) == expected, key
 
 
 @pytest.fixture
@@ -85,44 +84,42 @@ def saved(db: Session, field: Field) -> Base:
 
 
 @pytest.mark.parametrize("field", fields_of_type(UTCDateTime), ids=str)
-@shares_db_between_examples(max_examples=examples_per_case())
+@db_examples(max_examples=examples_per_case())
 @given(moment=timestamps())
 def test_timestamps_read_back_as_aware_utc(
     db: Session, field: Field, saved: Base, moment: datetime
 ) -> None:
-    with example_savepoint(db):
-        setattr(saved, field.key, moment)
-        reload(db, saved)
-        stored = getattr(saved, field.key)
-        assert is_aware_utc(stored)
-        # Naive means UTC; aware is the same instant.
-        assert stored == as_utc(moment)
-        if moment.tzinfo is None:
-            assert stored.replace(tzinfo=None) == moment
+    setattr(saved, field.key, moment)
+    reload(db, saved)
+    stored = getattr(saved, field.key)
+    assert is_aware_utc(stored)
+    # Naive means UTC; aware is the same instant.
+    assert stored == as_utc(moment)
+    if moment.tzinfo is None:
+        assert stored.replace(tzinfo=None) == moment
 
 
 @pytest.mark.parametrize("field", fields_of_type(JSON), ids=str)
-@shares_db_between_examples(max_examples=examples_per_case())
+@db_examples(max_examples=examples_per_case())
 @given(data=st.data())
 def test_in_place_changes_to_a_loaded_document_are_saved(
     db: Session, field: Field, saved: Base, data: st.DataObject
 ) -> None:
     shape = json_shape(field)
-    with example_savepoint(db):
-        setattr(saved, field.key, data.draw(json_documents(shape), label="initial"))
-        reload(db, saved)
-        document = getattr(saved, field.key)
-        if shape is dict:
-            key, value = data.draw(st.tuples(JSON_KEYS, JSON_VALUES), label="key, value")
-            document[key] = value
-            expected: Any = {**document}
-        else:
-            value = data.draw(JSON_VALUES, label="appended")
-            document.append(value)
-            expected = [*document]
-        assert saved in db.dirty
-        reload(db, saved)
-        assert getattr(saved, field.key) == expected
+    setattr(saved, field.key, data.draw(json_documents(shape), label="initial"))
+    reload(db, saved)
+    document = getattr(saved, field.key)
+    if shape is dict:
+        key, value = data.draw(st.tuples(JSON_KEYS, JSON_VALUES), label="key, value")
+        document[key] = value
+        expected: Any = {**document}
+    else:
+        value = data.draw(JSON_VALUES, label="appended")
+        document.append(value)
+        expected = [*document]
+    assert saved in db.dirty
+    reload(db, saved)
+    assert getattr(saved, field.key) == expected
 
 
 @pytest.mark.parametrize(
@@ -130,21 +127,20 @@ def test_in_place_changes_to_a_loaded_document_are_saved(
     [f for f in fields_of_type(JSON) if "constructor_default" in f.column.info],
     ids=str,
 )
-@shares_db_between_examples(max_examples=examples_per_case())
+@db_examples(max_examples=examples_per_case())
 @given(value=JSON_VALUES)
 def test_json_defaults_are_never_shared_between_rows(db: Session, field: Field, value: Any) -> None:
-    with example_savepoint(db):
-        first, second = create(field.model), create(field.model)
-        assert getattr(first, field.key) is not getattr(second, field.key)
-        document = getattr(first, field.key)
-        if json_shape(field) is dict:
-            document["changed"] = value
-        else:
-            document.append(value)
-        reload(db, first)
-        reload(db, second)
-        assert getattr(first, field.key) in ({"changed": value}, [value])
-        assert getattr(second, field.key) == json_shape(field)()
+    first, second = create(field.model), create(field.model)
+    assert getattr(first, field.key) is not getattr(second, field.key)
+    document = getattr(first, field.key)
+    if json_shape(field) is dict:
+        document["changed"] = value
+    else:
+        document.append(value)
+    reload(db, first)
+    reload(db, second)
+    assert getattr(first, field.key) in ({"changed": value}, [value])
+    assert getattr(second, field.key) == json_shape(field)()
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,6 @@
-"""The factories' contract (DOMAIN.md "Factories"), checked against the database."""
+"""The factories' contract (the domain contract in the README), checked against the
+database: parents, copies of the agent's state, which session, unique values and
+order, defaults and every trait (read back from the database)."""
 
 from __future__ import annotations
 
@@ -199,12 +201,6 @@ def test_a_parent_given_as_none_is_none(
         factory_class(**{relation if given_as == "object" else key: None})
 
 
-def test_a_step_given_its_run_by_key_copies_the_runs_workflow_id(db: Session) -> None:
-    run = WorkflowExecutionFactory(workflow_id="invoice-approval")
-    step = WorkflowStepExecutionFactory(execution_id=run.execution_id)
-    assert step.workflow_id == "invoice-approval"
-
-
 # --------------------------------------------------------------------------
 # Copies of the agent's state
 # --------------------------------------------------------------------------
@@ -360,18 +356,17 @@ def test_children_are_ordered_per_parent(
         assert getattr(parent, children) == mine
 
 
-def test_a_completed_episode_has_ordered_segments(db: Session) -> None:
-    episode = EpisodeFactory(completed=True)
-    db.expire(episode, ["segments"])
-    orders = [segment.sequence_order for segment in episode.segments]
-    assert len(orders) == 3
-    assert orders == sorted(set(orders))
-    assert _count(db, EpisodeSegment) == 3
+# --------------------------------------------------------------------------
+# Defaults and traits, read back from the database
+# --------------------------------------------------------------------------
 
 
-# --------------------------------------------------------------------------
-# Defaults and traits
-# --------------------------------------------------------------------------
+def reload(db: Session, *objects: object) -> None:
+    """Flush, then read each object's columns back from the database."""
+    db.flush()
+    for obj in objects:
+        db.expire(obj)
+        db.refresh(obj)
 
 
 def test_a_default_agent_is_bare(db: Session) -> None:
@@ -400,6 +395,7 @@ def test_maturity_traits_agree_with_the_thresholds(
     db: Session, trait: str, status: AgentStatus, confidence: float
 ) -> None:
     agent = AgentFactory(**{trait: True})
+    reload(db, agent)
     assert agent.status is status
     assert agent.confidence_score == confidence
     assert maturity_for_confidence(agent.confidence_score) is status
@@ -430,12 +426,15 @@ def test_user_and_workspace_traits(db: Session) -> None:
 
 def test_run_traits(db: Session) -> None:
     completed = AgentExecutionFactory(completed=True)
+    failed = AgentExecutionFactory(failed=True)
+    reload(db, completed, failed)
     assert completed.status is ExecutionStatus.COMPLETED
     assert completed.completed_at is not None
     assert completed.completed_at >= completed.started_at
     assert completed.output_summary == "done"
-    failed = AgentExecutionFactory(failed=True)
+    assert completed.error_message is None
     assert failed.status is ExecutionStatus.FAILED
+    assert failed.completed_at is not None
     assert failed.error_message
     assert AgentExecutionFactory().status is ExecutionStatus.RUNNING
     assert db.get(AgentExecution, failed.id) is failed
@@ -446,22 +445,40 @@ def test_run_traits(db: Session) -> None:
     assert failed_run.error == "step failed"
 
 
-def test_episode_and_governance_traits(db: Session) -> None:
+def test_a_completed_episode_has_ordered_segments(db: Session) -> None:
     episode = EpisodeFactory(completed=True)
+    db.flush()
+    db.expire_all()
     assert episode.status is EpisodeStatus.COMPLETED
     assert episode.ended_at is not None
+    orders = [segment.sequence_order for segment in episode.segments]
+    assert len(orders) == 3
+    assert orders == sorted(set(orders))
+    assert {segment.episode_id for segment in episode.segments} == {episode.id}
+    assert _count(db, EpisodeSegment) == 3
 
+
+def test_resolved_and_open_blocked_triggers(db: Session) -> None:
     resolved = BlockedTriggerContextFactory(resolved_trigger=True)
+    open_trigger = BlockedTriggerContextFactory()
+    reload(db, resolved, open_trigger)
     assert resolved.resolved is True
     assert resolved.resolved_at is not None
     assert resolved.resolution_outcome
+    assert open_trigger.resolved is False
+    assert open_trigger.resolved_at is None
 
+
+def test_approved_and_rejected_proposals(db: Session) -> None:
     approved = AgentProposalFactory(approved=True)
+    rejected = AgentProposalFactory(rejected=True)
+    reload(db, approved, rejected)
     assert approved.status is ProposalStatus.APPROVED
     assert isinstance(approved.approver, User)
     assert approved.approved_by == approved.approver.id
     assert approved.approved_at is not None
-    assert AgentProposalFactory(rejected=True).status is ProposalStatus.REJECTED
+    assert rejected.status is ProposalStatus.REJECTED
+    assert rejected.approved_by is None
     assert AgentProposalFactory().approver is None
 
 

@@ -191,7 +191,7 @@ def _commit_through_the_recipe(engine: Engine) -> int:
 
 
 def test_without_the_begin_workaround_a_commit_leaks() -> None:
-    # PITFALLS.md: the sqlite3 driver emits no BEGIN for the outer
+    # Python 3.11's sqlite3 driver emits no BEGIN for the outer
     # transaction, so the session's SAVEPOINT is the outermost one and
     # its RELEASE commits for real.
     plain = create_engine("sqlite://", poolclass=StaticPool)

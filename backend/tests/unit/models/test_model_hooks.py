@@ -1,5 +1,6 @@
-"""The session hooks of `core.models`: constructor defaults, a step's
-workflow_id, ON DELETE SET NULL mirrored onto loaded objects, email rules."""
+"""The session hooks of `core.models`: constructor defaults and ON DELETE SET
+NULL mirrored onto loaded objects. (A step's workflow_id copied from its run:
+`TestWorkflowStepExecutionModel`; the email rule: `test_email.py`.)"""
 
 from __future__ import annotations
 
@@ -20,17 +21,12 @@ from core.models import (
     Episode,
     EpisodeAccessLog,
     User,
-    ValidationError,
     WorkflowExecution,
-    WorkflowStepExecution,
-    normalize_email,
 )
 from tests.factories import (
     AgentFactory,
     CanvasAuditFactory,
     UserFactory,
-    WorkflowExecutionFactory,
-    WorkflowStepExecutionFactory,
     WorkspaceFactory,
 )
 
@@ -43,28 +39,6 @@ def test_constructor_defaults_fill_only_what_was_not_given() -> None:
     assert AgentRegistry(configuration=None).configuration is None
     first, second = AgentRegistry(), AgentRegistry()
     assert first.configuration is not second.configuration
-
-
-def test_a_step_keeps_a_workflow_id_it_was_given(db: Session) -> None:
-    run = WorkflowExecutionFactory(workflow_id="from-the-run")
-    step = WorkflowStepExecutionFactory(execution=run, workflow_id="given")
-    db.expire(step)
-    assert step.workflow_id == "given"
-
-
-def test_a_step_added_by_key_copies_its_runs_workflow_id(db: Session) -> None:
-    run = WorkflowExecutionFactory(workflow_id="by-key")
-    db.add(
-        step := WorkflowStepExecution(
-            execution_id=run.execution_id,
-            step_id="s",
-            step_name="S",
-            step_type="action",
-            sequence_order=0,
-        )
-    )
-    db.flush()
-    assert step.workflow_id == "by-key"
 
 
 def test_deleting_a_user_nulls_the_loaded_references_to_it(db: Session) -> None:
@@ -254,27 +228,3 @@ def test_set_null_at_scale_nulls_every_reference_and_touches_nothing_else(db: Se
             if type(obj) is model
         }
         assert held == stored, model.__name__
-
-
-@pytest.mark.parametrize(
-    ("given", "stored"),
-    [("Ada@Example.COM", "ada@example.com"), ("  bob@example.org ", "bob@example.org")],
-)
-def test_emails_are_normalised(given: str, stored: str) -> None:
-    assert normalize_email(given) == stored
-    assert User(email=given).email == stored
-
-
-@pytest.mark.parametrize(
-    ("given", "message"),
-    [
-        ("not-an-email", "'not-an-email' is not a valid email address"),
-        ("a b@example.com", "is not a valid email address (expected name@domain.tld)"),
-        (42, "expected a string, got 42"),
-    ],
-)
-def test_malformed_emails_are_refused(given: object, message: str) -> None:
-    with pytest.raises(ValidationError) as refused:
-        User(email=given)
-    assert refused.value.field == "User.email"
-    assert message in str(refused.value)

@@ -1,14 +1,13 @@
 """Random sequences of governance moves, checked against the invariants.
 
 Each hypothesis example is one machine with its own connection and rolled
-back transaction, so examples never see each other's rows. The default run
-is short, to keep the suite fast; `GOVERNANCE_MACHINE_EXAMPLES=200` explores
-further.
+back transaction, so examples never see each other's rows. How many machines
+run follows the hypothesis profile (`tests.profiles.machine_examples`): a few
+in `make test`, many more with `HYPOTHESIS_PROFILE=ci`.
 """
 
 from __future__ import annotations
 
-import os
 from contextlib import ExitStack
 from datetime import datetime
 from typing import Any, TypeVar
@@ -56,6 +55,7 @@ from tests.factories import (
     bind_session,
 )
 from tests.harness import isolated_session, tables_with_rows
+from tests.profiles import machine_examples
 
 # Written out here rather than read from the module under test.
 ALLOWED_EDGES = {
@@ -291,7 +291,7 @@ def test_random_governance_sequences_keep_the_invariants(engine: Engine) -> None
     run_state_machine_as_test(
         Machine,
         settings=settings(
-            max_examples=int(os.environ.get("GOVERNANCE_MACHINE_EXAMPLES", "10")),
+            max_examples=machine_examples(),
             stateful_step_count=50,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
