@@ -115,9 +115,11 @@ def checked_url(url: str | URL, setting: str = DATABASE_URL_ENV) -> URL:
         ) from error
     backend, shown = parsed.get_backend_name(), parsed.render_as_string(hide_password=True)
     if backend not in SUPPORTED_BACKENDS:
+        # SQLAlchemy's "mariadb" dialect is a variant this application does not adapt to.
+        mariadb = " (for MariaDB, write mysql+pymysql://)" if backend == "mariadb" else ""
         raise DatabaseURLError(
             f"{setting} names a {backend} database ({shown}), which this application does "
-            f"not support: point it at one of {', '.join(SUPPORTED_BACKENDS)}."
+            f"not support: point it at one of {', '.join(SUPPORTED_BACKENDS)}{mariadb}."
         )
     try:
         parsed.get_dialect().import_dbapi()
