@@ -441,7 +441,7 @@ def _create_mysql_table(create: CreateTable, compiler: DDLCompiler, **kw: Any) -
     """Every table created on MariaDB or MySQL, by `create_all` and by the
     migrations alike, in utf8mb4 with the binary NO PAD collation (unless it
     names its own): the database's default collation folds case."""
-    sql: str = compiler.visit_create_table(create, **kw)
+    sql: str = compiler.visit_create_table(create, **kw)  # type: ignore[no-untyped-call]
     options = {key.lower() for key in create.element.kwargs}
     if options & {"mysql_charset", "mysql_default_charset", "mysql_collate"}:
         return sql

@@ -193,7 +193,8 @@ def lost_race(error: BaseException) -> str | None:
     if not isinstance(error, DBAPIError):
         return None
     original = error.orig
-    number = original.args[0] if original.args else None
+    args: tuple[Any, ...] = getattr(original, "args", ())
+    number = args[0] if args else None
     code = (
         getattr(original, "sqlite_errorname", None)
         or (f"mariadb {number}" if isinstance(number, int) else None)  # PyMySQL

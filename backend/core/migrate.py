@@ -296,7 +296,7 @@ _STATEMENT_UNIQUE = re.compile(r"UNIQUE(?: INDEX \S+ ON \S+)?\s*\(([^)]*)\)", re
 
 def _mariadb_violation(error: DBAPIError) -> Violation | None:
     """The violation as MariaDB (through PyMySQL) reports it; None for another driver."""
-    args = getattr(error.orig, "args", ())
+    args: tuple[Any, ...] = getattr(error.orig, "args", ())
     kind = _MARIADB_KIND.get(args[0]) if args and isinstance(args[0], int) else None
     if kind is None:
         return None
