@@ -59,9 +59,10 @@ test-postgres: $(STAMP) ## the same suite on PostgreSQL (TEST_POSTGRES_URL), in 
 test-mariadb: $(STAMP) ## the same suite on MariaDB (TEST_MARIADB_URL), in a database of its own
 	TEST_DATABASE_URL='$(TEST_MARIADB_URL)' $(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
 
-test-isolation: $(STAMP) ## the isolation sentinel over the whole suite in random order, SQLite then PostgreSQL
+test-isolation: $(STAMP) ## the isolation sentinel over the whole suite in random order, SQLite, PostgreSQL, MariaDB
 	$(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
 	TEST_DATABASE_URL='$(TEST_POSTGRES_URL)' $(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
+	TEST_DATABASE_URL='$(TEST_MARIADB_URL)' $(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy --strict over backend/ and bench/
 	$(BIN)/ruff check backend bench

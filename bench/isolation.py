@@ -206,19 +206,20 @@ def new_sqlite_file(schema: Schema) -> Iterator[RunTest]:
         yield run_test
 
 
+def _create_all_then_body(url: str | URL, schema: Schema) -> None:
+    """One test on a database just made: create_all, then the body."""
+    engine = make_engine(url)
+    try:
+        schema.create_all(engine)
+        _body_in_new_session(engine)
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def new_sqlite_memory(schema: Schema) -> Iterator[RunTest]:
     """A new in-memory SQLite database and create_all per test."""
-
-    def run_test() -> None:
-        engine = make_engine(SQLITE_MEMORY)
-        try:
-            schema.create_all(engine)
-            _body_in_new_session(engine)
-        finally:
-            engine.dispose()
-
-    yield run_test
+    yield lambda: _create_all_then_body(SQLITE_MEMORY, schema)
 
 
 @contextmanager
@@ -248,12 +249,7 @@ def new_database(server: BenchServer, schema: Schema) -> Iterator[RunTest]:
 
     def run_test() -> None:
         with server.scratch_database("new") as url:
-            engine = make_engine(url)
-            try:
-                schema.create_all(engine)
-                _body_in_new_session(engine)
-            finally:
-                engine.dispose()
+            _create_all_then_body(url, schema)
 
     yield run_test
 

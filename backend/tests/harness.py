@@ -279,6 +279,16 @@ def scratch_mariadb(label: str) -> AbstractContextManager[URL]:
     return scratch_database("mysql", label)
 
 
+def create_schema(url: str | URL) -> None:
+    """Build the models' schema (`create_all`) in the database at `url`, on an
+    engine of its own: for tests that need a database with real commits."""
+    engine = make_engine(url)
+    try:
+        Base.metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def engine_for_run(tag: str, configured: str | None = None) -> Iterator[Engine]:
     """An engine on this run's own test database, with the schema built once.

@@ -14,7 +14,6 @@ from contextlib import ExitStack
 import pytest
 from sqlalchemy.engine import URL, make_url
 
-from core.database import Base, make_engine
 from tests import harness
 
 
@@ -30,9 +29,5 @@ def race_url(
             url = stack.enter_context(harness.scratch_postgres("race"))
         else:
             url = stack.enter_context(harness.scratch_mariadb("race"))
-        engine = make_engine(url)
-        try:
-            Base.metadata.create_all(engine)
-        finally:
-            engine.dispose()
+        harness.create_schema(url)
         yield url

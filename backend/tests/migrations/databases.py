@@ -75,7 +75,10 @@ Snapshot = dict[str, dict[str, Any]]
 def schema_snapshot(engine: Engine) -> Snapshot:
     """Every table but alembic's: columns (type, nullability, server default),
     primary key, indexes, unique constraints, foreign keys with their ON
-    DELETE rule, and CHECK constraints, in a form that compares with ==."""
+    DELETE rule, CHECK constraints, and on MariaDB the table's character set
+    and collation, in a form that compares with ==. MariaDB reports each
+    UNIQUE constraint as a unique index too, and JSON as LONGTEXT with a
+    json_valid() CHECK: the same on both sides, so compared as they are."""
     inspector = inspect(engine)
     snapshot: Snapshot = {}
     for table in sorted(set(inspector.get_table_names()) - {VERSION_TABLE}):
@@ -115,6 +118,14 @@ def schema_snapshot(engine: Engine) -> Snapshot:
                 for check in inspector.get_check_constraints(table)
             ),
         }
+        if engine.dialect.name == "mysql":
+            # On MariaDB a table's collation decides how its strings compare
+            # (and its unique keys and CHECKs with them).
+            options = inspector.get_table_options(table)
+            snapshot[table]["collation"] = (
+                options.get("mysql_default charset"),
+                options.get("mysql_collate"),
+            )
     return snapshot
 
 

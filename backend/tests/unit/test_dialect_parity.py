@@ -489,3 +489,29 @@ def test_raw_sql_non_integers_differ_by_backend_as_documented(
     db.execute(update, {"value": value, "id": row.id})
     stored = db.scalar(text(f"SELECT {column} FROM {table.name} WHERE id = :id"), {"id": row.id})
     assert stored == outcome
+
+
+# --------------------------------------------------------------------------
+# Invalid JSON text in raw SQL
+# --------------------------------------------------------------------------
+
+# SQLite's JSON column takes any text; PostgreSQL's JSONB parses it
+# (DataError); MariaDB's JSON is a LONGTEXT whose json_valid() CHECK refuses
+# it (IntegrityError). Through the models, a JSON column only ever gets what
+# the driver serialised.
+RAW_INVALID_JSON = {"sqlite": None, "postgresql": DataError, "mysql": IntegrityError}
+
+
+def test_raw_sql_invalid_json_differs_by_backend_as_documented(db: Session) -> None:
+    expected = RAW_INVALID_JSON[db.get_bind().dialect.name]
+    insert = _raw_insert("workspaces", name="Raw JSON", metadata_json="{not json")
+
+    if expected is None:
+        insert(db, None)
+        stored = db.scalar(text("SELECT metadata_json FROM workspaces WHERE name = 'Raw JSON'"))
+        assert stored == "{not json"
+        return
+
+    with pytest.raises(expected), db.begin_nested():
+        insert(db, None)
+    assert harness.tables_with_rows(db.connection()) == {}

@@ -245,11 +245,7 @@ def test_a_mariadb_database_name_is_checked_against_its_limit_before_connecting(
 @pytest.fixture(scope="module")
 def mariadb_url() -> Iterator[URL]:
     with harness.scratch_mariadb("unit") as url:
-        engine = make_engine(url)
-        try:
-            Base.metadata.create_all(engine)
-        finally:
-            engine.dispose()
+        harness.create_schema(url)
         yield url
 
 
