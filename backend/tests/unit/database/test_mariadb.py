@@ -327,6 +327,24 @@ def test_the_start_up_lock_is_released_on_commit_rollback_and_error(mariadb: Eng
         assert connection.scalar(text("SELECT count(*) FROM workspaces WHERE id = 'w'")) == 0
 
 
+def _lose_the_connection_inside_the_lock(engine: Engine, connection: Connection) -> None:
+    with exclusive_transaction(connection):
+        own = connection.scalar(select(func.connection_id()))
+        with engine.connect() as other:
+            other.execute(text(f"KILL CONNECTION {int(own)}"))
+
+
+def test_a_connection_lost_while_holding_the_start_up_lock_leaves_it_free(
+    mariadb: Engine,
+) -> None:
+    # Neither the commit nor RELEASE_LOCK can reach the server any more: the
+    # commit's error is the one raised, and the server freed the lock.
+    with mariadb.connect() as connection, pytest.raises(OperationalError, match="Lost connection"):
+        _lose_the_connection_inside_the_lock(mariadb, connection)
+
+    assert not _held_elsewhere(mariadb)
+
+
 def test_the_start_up_lock_belongs_to_one_database(mariadb: Engine) -> None:
     with harness.scratch_mariadb("lock") as other_url:
         other = make_engine(other_url)
