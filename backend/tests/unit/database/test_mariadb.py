@@ -329,7 +329,7 @@ def test_the_start_up_lock_is_released_on_commit_rollback_and_error(mariadb: Eng
 
 def _lose_the_connection_inside_the_lock(engine: Engine, connection: Connection) -> None:
     with exclusive_transaction(connection):
-        own = connection.scalar(select(func.connection_id()))
+        own = connection.execute(select(func.connection_id())).scalar_one()
         with engine.connect() as other:
             other.execute(text(f"KILL CONNECTION {int(own)}"))
 
