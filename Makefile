@@ -20,8 +20,11 @@ PYTEST_COV := --cov --cov-branch --cov-report=term-missing --cov-report=json:cov
 # The PostgreSQL server `make test-postgres` uses. The run never writes to
 # this database: it creates <name>_<run id>_<worker> beside it and drops it.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# The MariaDB server `make test-mariadb` uses, in the same way: the run
+# creates <name>_<run id>_<worker> beside this database and drops it.
+TEST_MARIADB_URL ?= mysql+pymysql://root@127.0.0.1:3306/test
 
-.PHONY: help install run test test-postgres test-isolation lint bench clean revision schema-doc FORCE
+.PHONY: help install run test test-postgres test-mariadb test-isolation lint bench clean revision schema-doc FORCE
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -31,7 +34,7 @@ $(STAMP): pyproject.toml
 	@if [ "$$(cat $(PYTHON_STAMP) 2>/dev/null)" != "$(PYTHON_ID)" ]; then echo "$(VENV) was not made by $(PYTHON) ($(PYTHON_ID)): rebuilding it"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,postgres,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres,mysql,dev]'
 	echo '$(PYTHON_ID)' > $(PYTHON_STAMP)
 	touch $(STAMP)
 
@@ -57,9 +60,14 @@ endif
 test-postgres: $(STAMP) ## the same suite on PostgreSQL (TEST_POSTGRES_URL), in a database of its own
 	TEST_DATABASE_URL='$(TEST_POSTGRES_URL)' $(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
 
-test-isolation: $(STAMP) ## the isolation sentinel over the whole suite in random order, SQLite then PostgreSQL
+# Like test-postgres: the whole suite, with the isolation sentinel, no coverage.
+test-mariadb: $(STAMP) ## the same suite on MariaDB (TEST_MARIADB_URL), in a database of its own
+	TEST_DATABASE_URL='$(TEST_MARIADB_URL)' $(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
+
+test-isolation: $(STAMP) ## the isolation sentinel over the whole suite in random order, SQLite, PostgreSQL, MariaDB
 	$(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
 	TEST_DATABASE_URL='$(TEST_POSTGRES_URL)' $(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
+	TEST_DATABASE_URL='$(TEST_MARIADB_URL)' $(BIN)/python -m pytest --check-isolation $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy --strict over backend/ and bench/
 	$(BIN)/ruff check backend bench

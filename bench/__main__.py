@@ -13,6 +13,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +21,13 @@ from typing import Any
 
 import sqlalchemy
 
-from bench.isolation import measure, postgres_strategies, sqlite_strategies
-from bench.postgres import PostgresServer, connect_postgres
+from bench.isolation import (
+    Strategy,
+    mariadb_strategies,
+    measure,
+    postgres_strategies,
+    sqlite_strategies,
+)
 from bench.report import (
     IsolationRow,
     isolation_rows,
@@ -35,6 +41,7 @@ from bench.report import (
     throughput_table,
 )
 from bench.schema import Schema, grown_schema, real_schema
+from bench.servers import MARIADB, POSTGRESQL, SERVER_KINDS, BenchServer, connect_server
 from bench.set_null import SetNullCost, measure_set_null
 from bench.suites import SuiteTime, time_suites
 from bench.throughput import Throughput, measure_throughput
@@ -78,6 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--warmup", type=int, help="untimed tests per strategy first (default 2; quick 1)"
     )
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL parts")
+    parser.add_argument("--no-mariadb", action="store_true", help="skip the MariaDB parts")
     parser.add_argument("--no-suites", action="store_true", help="skip timing the test suites")
     parser.add_argument("--output-dir", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args(argv)
@@ -95,14 +103,39 @@ def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def run_isolation(args: argparse.Namespace, server: PostgresServer | None) -> list[IsolationRow]:
+# Each server's isolation strategies.
+SERVER_STRATEGIES: dict[str, Callable[[BenchServer], list[Strategy]]] = {
+    POSTGRESQL.name: postgres_strategies,
+    MARIADB.name: mariadb_strategies,
+}
+
+
+def connect_servers(args: argparse.Namespace) -> tuple[list[BenchServer], dict[str, str]]:
+    """The servers that answer, and why each other one is skipped."""
+    servers: list[BenchServer] = []
+    skipped: dict[str, str] = {}
+    left_out = {
+        POSTGRESQL.name: "--no-postgres" if args.no_postgres else "",
+        MARIADB.name: "--no-mariadb" if args.no_mariadb else "",
+    }
+    for kind in SERVER_KINDS:
+        flag = left_out[kind.name]
+        server, reason = (None, flag) if flag else connect_server(kind)
+        if server is None:
+            skipped[kind.name] = reason
+            print(f"{kind.title}: skipped ({reason})", flush=True)
+        else:
+            servers.append(server)
+    return servers, skipped
+
+
+def run_isolation(args: argparse.Namespace, servers: list[BenchServer]) -> list[IsolationRow]:
     rows: list[IsolationRow] = []
     schemas: list[Schema] = [real_schema()]
     if args.tables > len(schemas[0].tables):
         schemas.append(grown_schema(args.tables))
     backends = [("sqlite", sqlite_strategies())]
-    if server is not None:
-        backends.append(("postgresql", postgres_strategies(server)))
+    backends += [(s.kind.name, SERVER_STRATEGIES[s.kind.name](s)) for s in servers]
     for backend, strategies in backends:
         # Both schemas in one run, so that they share the machine's moods.
         cases = [(schema, strategy) for schema in schemas for strategy in strategies]
@@ -119,7 +152,7 @@ def run_isolation(args: argparse.Namespace, server: PostgresServer | None) -> li
 
 
 def run_throughput(
-    args: argparse.Namespace, server: PostgresServer | None
+    args: argparse.Namespace, servers: list[BenchServer]
 ) -> dict[str, list[Throughput]]:
     results = {}
     progress(f"throughput: sqlite, {args.rows:,} rows x 4 paths")
@@ -127,10 +160,10 @@ def run_throughput(
         results["sqlite"] = measure_throughput(
             f"sqlite:///{directory}/throughput.db", args.rows, args.repeats
         )
-    if server is not None:
-        progress(f"throughput: postgresql, {args.rows:,} rows x 4 paths")
+    for server in servers:
+        progress(f"throughput: {server.kind.name}, {args.rows:,} rows x 4 paths")
         with server.scratch_database("throughput") as url:
-            results["postgresql"] = measure_throughput(url, args.rows, args.repeats)
+            results[server.kind.name] = measure_throughput(url, args.rows, args.repeats)
     return results
 
 
@@ -142,11 +175,9 @@ def run_set_null(args: argparse.Namespace) -> SetNullCost:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started, load_at_start = time.perf_counter(), os.getloadavg()
-    server, postgres_skipped = (None, "--no-postgres") if args.no_postgres else connect_postgres()
-    if server is None:
-        print(f"PostgreSQL: skipped ({postgres_skipped})", flush=True)
-    isolation = run_isolation(args, server)
-    throughput = run_throughput(args, server)
+    servers, skipped = connect_servers(args)
+    isolation = run_isolation(args, servers)
+    throughput = run_throughput(args, servers)
     set_null = run_set_null(args)
     suites: list[SuiteTime] = []
     if not args.no_suites:
@@ -170,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     document = {
         "meta": {
-            **_meta(args, postgres_skipped, time.perf_counter() - started),
+            **_meta(args, skipped, time.perf_counter() - started),
             "load_average_at_start": load_at_start,
         },
         "isolation": [asdict(row) for row in isolation],
@@ -196,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _meta(args: argparse.Namespace, postgres_skipped: str, seconds: float) -> dict[str, Any]:
+def _meta(args: argparse.Namespace, skipped: dict[str, str], seconds: float) -> dict[str, Any]:
     return {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
@@ -208,7 +239,8 @@ def _meta(args: argparse.Namespace, postgres_skipped: str, seconds: float) -> di
         "repeats": args.repeats,
         "deletes": args.deletes,
         "grown_tables": args.tables,
-        "postgres_skipped": postgres_skipped or None,
+        "postgres_skipped": skipped.get(POSTGRESQL.name),
+        "mariadb_skipped": skipped.get(MARIADB.name),
         "python": platform.python_version(),
         "sqlalchemy": sqlalchemy.__version__,
         "machine": platform.machine(),

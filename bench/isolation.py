@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from bench.postgres import PostgresServer
 from bench.schema import Schema
+from bench.servers import BenchServer
 from core.database import make_engine
 from core.models import AgentExecution, AgentFeedback, AgentRegistry, User, Workspace
 from core.schema import Base
@@ -147,16 +147,29 @@ def delete_all(url: str | URL, schema: Schema) -> Iterator[RunTest]:
 
 @contextmanager
 def truncate_all(url: str | URL, schema: Schema) -> Iterator[RunTest]:
-    """Schema once; one TRUNCATE of every table after each test (PostgreSQL)."""
+    """Schema once; TRUNCATE every table after each test (servers only).
+
+    PostgreSQL truncates them all in one statement. MariaDB truncates one
+    table at a time and refuses a table other tables reference, even empty,
+    unless foreign key checks are off for the while.
+    """
     with _schema_once(url, schema) as engine:
         quote = engine.dialect.identifier_preparer.format_table
-        names = ", ".join(quote(table) for table in schema.tables)
-        truncate = text(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(quote(table) for table in schema.tables)
+            truncates = [f"TRUNCATE {names} RESTART IDENTITY CASCADE"]
+        else:
+            truncates = [
+                "SET FOREIGN_KEY_CHECKS = 0",
+                *(f"TRUNCATE TABLE {quote(table)}" for table in schema.tables),
+                "SET FOREIGN_KEY_CHECKS = 1",
+            ]
 
         def run_test() -> None:
             _body_in_new_session(engine)
             with engine.begin() as connection:
-                connection.execute(truncate)
+                for truncate in truncates:
+                    connection.exec_driver_sql(truncate)
 
         yield run_test
         _check_empty(engine, schema)
@@ -194,23 +207,24 @@ def new_sqlite_file(schema: Schema) -> Iterator[RunTest]:
         yield run_test
 
 
+def _create_all_then_body(url: str | URL, schema: Schema) -> None:
+    """One test on a database just made: create_all, then the body."""
+    engine = make_engine(url)
+    try:
+        schema.create_all(engine)
+        _body_in_new_session(engine)
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def new_sqlite_memory(schema: Schema) -> Iterator[RunTest]:
     """A new in-memory SQLite database and create_all per test."""
-
-    def run_test() -> None:
-        engine = make_engine(SQLITE_MEMORY)
-        try:
-            schema.create_all(engine)
-            _body_in_new_session(engine)
-        finally:
-            engine.dispose()
-
-    yield run_test
+    yield lambda: _create_all_then_body(SQLITE_MEMORY, schema)
 
 
 @contextmanager
-def template_clone(server: PostgresServer, schema: Schema) -> Iterator[RunTest]:
+def template_clone(server: BenchServer, schema: Schema) -> Iterator[RunTest]:
     """CREATE DATABASE ... TEMPLATE per test, dropped afterwards (PostgreSQL)."""
     with server.scratch_database("template") as template:
         builder = make_engine(template)
@@ -227,6 +241,18 @@ def template_clone(server: PostgresServer, schema: Schema) -> Iterator[RunTest]:
                     engine.dispose()
 
         yield run_test
+
+
+@contextmanager
+def new_database(server: BenchServer, schema: Schema) -> Iterator[RunTest]:
+    """CREATE DATABASE and create_all per test, dropped afterwards: what a
+    server without template databases (MariaDB) offers instead of a clone."""
+
+    def run_test() -> None:
+        with server.scratch_database("new") as url:
+            _create_all_then_body(url, schema)
+
+    yield run_test
 
 
 # --------------------------------------------------------------------------
@@ -250,7 +276,9 @@ def sqlite_strategies() -> list[Strategy]:
     ]
 
 
-def postgres_strategies(server: PostgresServer) -> list[Strategy]:
+def _shared_database_strategies(server: BenchServer) -> list[Strategy]:
+    """The strategies that keep one database per strategy on `server`."""
+
     def scratch(shared: SharedDatabaseStrategy) -> StrategyFactory:
         return lambda schema: _on_scratch_database(server, shared, schema)
 
@@ -259,13 +287,27 @@ def postgres_strategies(server: PostgresServer) -> list[Strategy]:
         Strategy("harness (savepoint)", scratch(harness)),
         Strategy("DELETE every table", scratch(delete_all)),
         Strategy("TRUNCATE every table", scratch(truncate_all)),
+    ]
+
+
+def postgres_strategies(server: BenchServer) -> list[Strategy]:
+    return [
+        *_shared_database_strategies(server),
         Strategy("clone template database", lambda schema: template_clone(server, schema)),
+    ]
+
+
+def mariadb_strategies(server: BenchServer) -> list[Strategy]:
+    # No CREATE DATABASE ... TEMPLATE on MariaDB: a new database is the nearest.
+    return [
+        *_shared_database_strategies(server),
+        Strategy("new database + create_all", lambda schema: new_database(server, schema)),
     ]
 
 
 @contextmanager
 def _on_scratch_database(
-    server: PostgresServer, shared: SharedDatabaseStrategy, schema: Schema
+    server: BenchServer, shared: SharedDatabaseStrategy, schema: Schema
 ) -> Iterator[RunTest]:
     # Each strategy gets a database of its own: the floor's leftover rows
     # must not land in another strategy's tables.

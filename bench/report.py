@@ -114,7 +114,7 @@ def targets(
         return None if a is None or b is None or b == 0 else a / b
 
     found = []
-    for backend, limit in (("sqlite", 0.5), ("postgresql", 1.5)):
+    for backend, limit in (("sqlite", 0.5), ("postgresql", 1.5), ("mariadb", 1.5)):
         real, grown = (
             difference(median(backend, HARNESS, is_grown), median(backend, FLOOR, is_grown))
             for is_grown in (False, True)

@@ -4,12 +4,15 @@ Nothing here touches a database at import time: callers build an engine with
 `make_engine(url)` (the URL defaults to `database_url()`, checked by
 `checked_url`), a session factory with `sessionmaker(bind=engine)`, and run
 units of work in `session_scope()`. SQLite gets the connection settings that make it behave
-like a real transactional database (foreign keys, SAVEPOINT, WAL); no other
-backend is touched by them.
+like a real transactional database (foreign keys, SAVEPOINT, WAL); MariaDB
+(and MySQL) the ones that make it refuse, store and compare what the other
+two do (strict SQL mode, utf8mb4 with a binary collation, UTC, microsecond
+timestamps). PostgreSQL is left as it is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -20,16 +23,20 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import (
     Connection,
+    Dialect,
     Engine,
     create_engine,
     event,
     func,
     select,
 )
-from sqlalchemy.engine import URL, RootTransaction, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, ExceptionContext, RootTransaction, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateTable
+from sqlalchemy.sql.compiler import DDLCompiler
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_PATH = PROJECT_ROOT / "var" / "agent_governance.db"
@@ -39,7 +46,11 @@ DATABASE_URL_ENV = "DATABASE_URL"
 # each with the driver `make install` provides for it: the one list every
 # check reads (adding one is an entry here, plus its lock in
 # `exclusive_transaction`).
-SUPPORTED_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+SUPPORTED_BACKENDS = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+}
 
 # --------------------------------------------------------------------------
 # Settings
@@ -84,9 +95,11 @@ def checked_url(url: str | URL, setting: str = DATABASE_URL_ENV) -> URL:
         ) from error
     backend, shown = parsed.get_backend_name(), parsed.render_as_string(hide_password=True)
     if backend not in SUPPORTED_BACKENDS:
+        # SQLAlchemy's "mariadb" dialect is a variant this application does not adapt to.
+        mariadb = " (for MariaDB, write mysql+pymysql://)" if backend == "mariadb" else ""
         raise DatabaseURLError(
             f"{setting} names a {backend} database ({shown}), which this application does "
-            f"not support: point it at one of {', '.join(SUPPORTED_BACKENDS)}."
+            f"not support: point it at one of {', '.join(SUPPORTED_BACKENDS)}{mariadb}."
         )
     try:
         parsed.get_dialect().import_dbapi()
@@ -167,8 +180,14 @@ def make_engine(
     memory, where one connection is shared and there is nothing to wait
     for; for a file, read-mostly engines may choose it, see
     `_install_sqlite_pragmas`). Other backends ignore it.
+
+    On MariaDB and MySQL every connection gets the session settings of
+    `_make_mysql_engine`, and a CHECK a row breaks raises `IntegrityError`
+    (as on the other backends), not the driver's `OperationalError`.
     """
     url = make_url(url if url is not None else database_url())
+    if url.get_backend_name() == "mysql":
+        return _make_mysql_engine(url, **kwargs)
     if url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(url, **kwargs)
@@ -245,6 +264,92 @@ def _install_sqlite_pragmas(engine: Engine, *, file_database: bool, begin: str) 
         connection.exec_driver_sql("BEGIN" if mode == "deferred" else "BEGIN IMMEDIATE")
 
 
+# --------------------------------------------------------------------------
+# MariaDB and MySQL: the session settings that make them answer like the others
+# --------------------------------------------------------------------------
+
+# Strict: a value the column cannot hold (too long, not a number, out of
+# range, a zero date) is refused with an error, as PostgreSQL does, instead
+# of being truncated or converted with a warning; TRADITIONAL includes
+# STRICT_ALL_TABLES, NO_ZERO_DATE, NO_ZERO_IN_DATE and
+# ERROR_FOR_DIVISION_BY_ZERO. PIPES_AS_CONCAT: `a || b` concatenates, as in
+# standard SQL, SQLite and PostgreSQL, instead of meaning OR (SQLAlchemy
+# writes neither). ANSI_QUOTES is left out: it would make a double-quoted
+# string literal in someone's raw SQL an identifier.
+MYSQL_SQL_MODE = "TRADITIONAL,PIPES_AS_CONCAT,NO_ENGINE_SUBSTITUTION"
+MYSQL_CHARSET = "utf8mb4"  # all of Unicode; MariaDB's "utf8" stops at 3 bytes
+# Binary and NO PAD: 'A' <> 'a' and 'a' <> 'a ', in comparisons, unique keys
+# and the email CHECK's `email = lower(trim(email))`, as on SQLite and
+# PostgreSQL. The server's default (utf8mb4_general_ci) folds case, and
+# utf8mb4_bin still ignores trailing spaces. MySQL 8 names it utf8mb4_0900_bin.
+MARIADB_COLLATION = "utf8mb4_nopad_bin"
+MYSQL_COLLATION = "utf8mb4_0900_bin"
+# PostgreSQL's default: each statement sees what was committed before it. A
+# lock (FOR UPDATE) waits for the row, then reads its latest version.
+MYSQL_ISOLATION_LEVEL = "READ COMMITTED"
+# MariaDB's code for a CHECK constraint a row breaks (MySQL 8: 3819). PyMySQL
+# reports it as OperationalError, the class of a lost connection.
+MYSQL_CHECK_VIOLATIONS = frozenset({4025, 3819})
+# "Data truncated": from ALTER TABLE, existing rows that break the column's
+# new definition (NULLs in a column made NOT NULL); a DataError otherwise.
+MYSQL_DATA_TRUNCATED = 1265
+
+
+def mysql_collation(dialect: Dialect) -> str:
+    """The case- and space-sensitive collation of the server behind `dialect`."""
+    return MARIADB_COLLATION if getattr(dialect, "is_mariadb", False) else MYSQL_COLLATION
+
+
+def _make_mysql_engine(url: URL, **kwargs: Any) -> Engine:
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("isolation_level", MYSQL_ISOLATION_LEVEL)
+    # The driver's own character set, for what it encodes and decodes.
+    kwargs["connect_args"] = {"charset": MYSQL_CHARSET, **kwargs.get("connect_args", {})}
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # UTC: CURRENT_TIMESTAMP (server defaults) then agrees with the
+            # UTC wall times UTCDateTime writes.
+            cursor.execute(
+                f"SET SESSION sql_mode = '{MYSQL_SQL_MODE}', time_zone = '+00:00', "
+                f"NAMES {MYSQL_CHARSET} COLLATE {mysql_collation(engine.dialect)}"
+            )
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "handle_error", retval=True)
+    def _violation_is_integrity_error(context: ExceptionContext) -> Exception | None:
+        # As on SQLite and PostgreSQL: a row that breaks a constraint is an
+        # IntegrityError, which callers (and env.py) catch as such.
+        error = context.original_exception
+        number = error.args[0] if error.args else None
+        statement = (context.statement or "").lstrip().upper()
+        if (
+            isinstance(context.sqlalchemy_exception, OperationalError)
+            and number in MYSQL_CHECK_VIOLATIONS
+        ) or (number == MYSQL_DATA_TRUNCATED and statement.startswith("ALTER TABLE")):
+            return IntegrityError(context.statement, context.parameters, error)
+        return None
+
+    return engine
+
+
+@compiles(CreateTable, "mysql")
+def _create_mysql_table(create: CreateTable, compiler: DDLCompiler, **kw: Any) -> str:
+    """Every table created on MariaDB or MySQL, by `create_all` and by the
+    migrations alike, in utf8mb4 with the binary NO PAD collation (unless it
+    names its own): the database's default collation folds case."""
+    sql: str = compiler.visit_create_table(create, **kw)  # type: ignore[no-untyped-call]
+    options = {key.lower() for key in create.element.kwargs}
+    if options & {"mysql_charset", "mysql_default_charset", "mysql_collate"}:
+        return sql
+    collation = mysql_collation(compiler.dialect)
+    return f"{sql.rstrip()} DEFAULT CHARSET={MYSQL_CHARSET} COLLATE={collation}\n\n"
+
+
 # The engines `default_session_factory` made, by URL: kept, so that units of
 # work share a pool; a dict rather than a cache, so that they can be disposed.
 _DEFAULT_ENGINES: dict[str, Engine] = {}
@@ -308,6 +413,12 @@ def exclusive_transaction(connection: Connection) -> Iterator[Connection]:
       first read. A plain (deferred) BEGIN reads a snapshot first, and its
       first write fails if another writer committed meanwhile. Waiting is
       bounded by `CORE_STARTUP_LOCK_TIMEOUT`; then "database is locked".
+    - MariaDB/MySQL: `GET_LOCK` of a name made from STARTUP_LOCK_KEY and the
+      database's name, taken before the transaction begins. It is a lock of
+      the connection, not of the transaction (MariaDB has no transaction
+      advisory lock, and its DDL commits on its own): it is released right
+      after the commit or rollback, and when that fails the connection is
+      closed, which releases it too.
 
     The connection must have no transaction open: the lock belongs at its start.
     """
@@ -329,6 +440,10 @@ def exclusive_transaction(connection: Connection) -> Iterator[Connection]:
     elif backend == "postgresql":
         transaction = connection.begin()
         connection.execute(select(func.pg_advisory_xact_lock(STARTUP_LOCK_KEY)))
+    elif backend == "mysql":
+        with _mysql_startup_lock(connection), connection.begin():
+            yield connection
+        return
     else:
         supported = ", ".join(SUPPORTED_BACKENDS)
         raise ValueError(f"no start-up lock for {backend}, only for {supported}")
@@ -365,3 +480,39 @@ def _begin_immediate(connection: Connection) -> RootTransaction:
         transaction.rollback()
         raise RuntimeError("exclusive_transaction needs a SQLite engine made by make_engine")
     return transaction
+
+
+# How long a process waits for MariaDB's start-up lock. PostgreSQL's waits
+# forever; GET_LOCK needs a number (MariaDB refuses -1). A day is forever for
+# a migration, and still ends a wait on a process that hung holding it.
+MYSQL_STARTUP_LOCK_WAIT_SECONDS = 86_400
+
+
+def mysql_startup_lock_name(connection: Connection) -> str:
+    """The name of the start-up lock on MariaDB: a lock name is global to the
+    server, so it carries the database's (hashed: names stop at 64 characters)."""
+    database = connection.scalar(select(func.database())) or ""
+    digest = hashlib.sha1(database.encode(), usedforsecurity=False).hexdigest()
+    return f"{STARTUP_LOCK_KEY:x}:{digest}"
+
+
+@contextmanager
+def _mysql_startup_lock(connection: Connection) -> Iterator[None]:
+    name = mysql_startup_lock_name(connection)
+    got = connection.scalar(select(func.get_lock(name, MYSQL_STARTUP_LOCK_WAIT_SECONDS)))
+    connection.rollback()  # end the statement's transaction: the block begins its own
+    if got != 1:
+        raise RuntimeError(
+            f"the start-up lock {name!r} was not granted within "
+            f"{MYSQL_STARTUP_LOCK_WAIT_SECONDS} s: another process holds it"
+        )
+    try:
+        yield
+    finally:
+        try:
+            connection.scalar(select(func.release_lock(name)))
+            connection.rollback()
+        except Exception:
+            # A connection that cannot release it is broken: closing it
+            # releases the lock, and the block's own outcome stands.
+            connection.invalidate()

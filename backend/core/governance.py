@@ -124,6 +124,12 @@ LOST_RACES: Mapping[str, str] = {
     "40001": "PostgreSQL could not serialize this transaction with a concurrent one (40001)",
     "40P01": "PostgreSQL aborted this transaction to break a deadlock with another (40P01)",
     "55P03": "a concurrent transaction held a row lock past the lock timeout (55P03)",
+    # MariaDB's error numbers (PyMySQL), read before its SQLSTATE: its
+    # deadlock shares 40001 with PostgreSQL's serialization failure.
+    "mariadb 1213": "MariaDB aborted this transaction to break a deadlock with another (1213)",
+    "mariadb 1205": (
+        "a concurrent transaction held a row lock past MariaDB's lock wait timeout (1205)"
+    ),
 }
 
 # How far one feedback moves confidence towards its target. Below 0.25, one
@@ -207,8 +213,11 @@ def lost_race(error: BaseException) -> str | None:
     if not isinstance(error, DBAPIError):
         return None
     original = error.orig
+    args: tuple[Any, ...] = getattr(original, "args", ())
+    number = args[0] if args else None
     code = (
         getattr(original, "sqlite_errorname", None)
+        or (f"mariadb {number}" if isinstance(number, int) else None)  # PyMySQL
         or getattr(original, "sqlstate", None)  # psycopg 3
         or getattr(original, "pgcode", None)  # psycopg2
     )
@@ -256,7 +265,11 @@ def _locked(session: Session, model: type[ModelT], key: str) -> ModelT:
 
     PostgreSQL: `FOR NO KEY UPDATE`, which makes other writers of the row wait
     but lets rows that merely reference it (new feedback, new logs) be
-    inserted meanwhile. SQLite has no row locks: a file database's IMMEDIATE
+    inserted meanwhile. MariaDB has no such mode: SQLAlchemy writes plain
+    `FOR UPDATE` there, which serialises the writers just the same, but also
+    holds up the insert of a row that references the locked one (InnoDB's
+    foreign key check takes a shared lock on the parent) until this
+    transaction ends. SQLite has no row locks: a file database's IMMEDIATE
     transaction already holds the write lock (see `core.database`), and the
     reload still brings the object up to date.
     """

@@ -38,7 +38,7 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.schema import DefaultClause
 from sqlalchemy.sql.elements import ColumnClause, False_, TextClause, True_
 from sqlalchemy.sql.functions import now
@@ -238,9 +238,22 @@ def constraint_violation(error: IntegrityError, connection: Connection) -> Migra
         violation.columns = violation.columns or [c.name for c in model.columns]
     violation.rows = _count_breaking_rows(connection, violation, model)
     return MigrationRefused(
-        f"Cannot migrate: {violation.describe()}; the migration was rolled back ({reason}).\n"
-        "Correct or delete those rows, then run the migration again."
+        f"Cannot migrate: {violation.describe()}; {failed_migration_outcome(connection.dialect)} "
+        f"({reason}).\nCorrect or delete those rows, then run the migration again."
     )
+
+
+def failed_migration_outcome(dialect: Dialect) -> str:
+    """What a migration that failed half-way left behind, in words."""
+    if dialect.name == "mysql":
+        # Each DDL statement commits itself: there is no undoing the ones
+        # that ran. The revisions keep each change to one table in one
+        # ALTER, so a refused one leaves that table as it was.
+        return (
+            "that statement changed nothing, but MariaDB commits each schema change as it "
+            "runs: earlier statements of the same revision stay applied"
+        )
+    return "the migration was rolled back"
 
 
 def _violation(error: IntegrityError) -> Violation:
@@ -255,6 +268,9 @@ def _violation(error: IntegrityError) -> Violation:
             diagnostics.constraint_name,
             [name for name in columns if name],
         )
+    mariadb = _mariadb_violation(error)
+    if mariadb is not None:
+        return mariadb
     match = _SQLITE_VIOLATION.search(str(error.orig))
     if match is None:
         return Violation(None, None, None, [])
@@ -267,6 +283,42 @@ def _violation(error: IntegrityError) -> Violation:
     qualified = [name.strip().split(".") for name in detail.split(",")]
     table_name = qualified[0][0].removeprefix(_BATCH_COPY_PREFIX)
     return Violation(kind, table_name, None, [parts[-1] for parts in qualified])
+
+
+# MariaDB's error numbers for each kind of violation: 1265 ("Data truncated")
+# is what ALTER TABLE says when rows hold NULL in a column it makes NOT NULL.
+_MARIADB_KIND = {4025: "CHECK", 3819: "CHECK", 1062: "UNIQUE", 1048: "NOT NULL", 1265: "NOT NULL"}
+_MARIADB_CHECK = re.compile(r"CONSTRAINT `([^`]+)` failed for `[^`]*`\.`([^`]+)`")
+_MARIADB_KEY = re.compile(r"Duplicate entry .* for key '([^']+)'")
+_MARIADB_COLUMN = re.compile(r"[Cc]olumn '([^']+)'")
+# Where MariaDB's message names no table, the statement does.
+_STATEMENT_TABLE = re.compile(
+    r"^\s*(?:ALTER TABLE|INSERT INTO|UPDATE|CREATE UNIQUE INDEX \S+ ON)\s+`?(\w+)", re.I
+)
+_STATEMENT_UNIQUE = re.compile(r"UNIQUE(?: INDEX \S+ ON \S+)?\s*\(([^)]*)\)", re.I)
+
+
+def _mariadb_violation(error: DBAPIError) -> Violation | None:
+    """The violation as MariaDB (through PyMySQL) reports it; None for another driver."""
+    args: tuple[Any, ...] = getattr(error.orig, "args", ())
+    kind = _MARIADB_KIND.get(args[0]) if args and isinstance(args[0], int) else None
+    if kind is None:
+        return None
+    message, statement = str(args[-1]), error.statement or ""
+    stated = _STATEMENT_TABLE.search(statement)
+    table_name = stated.group(1) if stated else None
+    if kind == "CHECK":
+        check = _MARIADB_CHECK.search(message)
+        if check is not None:
+            return Violation(kind, check.group(2), check.group(1), [])
+        return Violation(kind, table_name, None, [])
+    if kind == "UNIQUE":
+        key = _MARIADB_KEY.search(message)
+        unique = _STATEMENT_UNIQUE.search(statement)
+        columns = [name.strip(" `") for name in unique.group(1).split(",")] if unique else []
+        return Violation(kind, table_name, key.group(1) if key else None, columns)
+    column = _MARIADB_COLUMN.search(message)
+    return Violation(kind, table_name, None, [column.group(1)] if column else [])
 
 
 ModelConstraint = CheckConstraint | UniqueConstraint | Index
@@ -339,14 +391,57 @@ def migration_options(dialect: Dialect) -> dict[str, Any]:
     return {
         "target_metadata": Base.metadata,
         "compare_type": True,
-        "compare_server_default": True,
+        "compare_server_default": compare_server_default,
         # SQLite cannot ALTER most things: batch mode copies the table.
         "render_as_batch": sqlite,
         # make_engine's BEGIN workaround makes SQLite DDL transactional, so a
-        # failed upgrade leaves nothing half-done there either.
-        "transactional_ddl": True,
+        # failed upgrade leaves nothing half-done there either. MariaDB
+        # commits each DDL statement on its own: said, not pretended.
+        "transactional_ddl": dialect.name != "mysql",
         "render_item": render_item,
     }
+
+
+# --------------------------------------------------------------------------
+# Server defaults as MariaDB reports them
+# --------------------------------------------------------------------------
+
+# MariaDB reports `now()` on a DATETIME(6) as current_timestamp(6), a boolean
+# default as 0 or 1, and 0.0 as 0: the same defaults, spelled its own way.
+_MYSQL_NOW = re.compile(r"\(?\s*(now|current_timestamp)\s*(\(\s*\d*\s*\))?\s*\)?", re.I)
+_MYSQL_BOOLEANS = {"true": "1", "false": "0"}
+
+
+def compare_server_default(
+    context: MigrationContext,
+    _inspected_column: Any,
+    _metadata_column: Any,
+    inspected_default: str | None,
+    _metadata_default: Any,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    """Whether a column's server default differs from the model's: on MariaDB,
+    after reading both the same way; elsewhere (None) alembic's own comparison.
+    A default that really changed still differs: 0.5 against 0.25, now()
+    against a fixed date, 'member' against 'guest'."""
+    if (
+        context.dialect.name != "mysql"
+        or inspected_default is None
+        or rendered_metadata_default is None
+    ):
+        return None
+    return _mysql_default(inspected_default) != _mysql_default(rendered_metadata_default)
+
+
+def _mysql_default(sql: str) -> str:
+    if _MYSQL_NOW.fullmatch(sql.strip()):
+        return "current_timestamp"
+    bare = sql.strip().strip("()").strip()
+    bare = _MYSQL_BOOLEANS.get(bare.lower(), bare)
+    try:
+        return repr(float(bare.strip("'")))
+    except ValueError:
+        return bare
 
 
 def render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
@@ -357,7 +452,9 @@ def render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | L
     autogenerated against. Returns False to let alembic render the rest.
     """
     if kind == "type" and isinstance(obj, UTCDateTime):
-        return "sa.DateTime(timezone=True)"
+        # On MariaDB a DATETIME with microseconds, as UTCDateTime makes it there.
+        autogen_context.imports.add("from sqlalchemy.dialects import mysql")
+        return 'sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")'
     if kind == "type" and isinstance(obj, JSONB):
         # Alembic's own rendering names an `astext_type=Text()` it never imports.
         autogen_context.imports.add("from sqlalchemy.dialects import postgresql")

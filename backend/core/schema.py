@@ -30,6 +30,7 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.dialects.mysql import DATETIME as MYSQL_DATETIME
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.orm import DeclarativeBase, MappedColumn, mapped_column
@@ -68,11 +69,18 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     A naive value written by a caller is taken as UTC (existing callers write
     `datetime.utcnow()`); an aware one is converted. SQLite stores naive UTC
-    text, PostgreSQL a `timestamptz`.
+    text, PostgreSQL a `timestamptz`, MariaDB a naive UTC `DATETIME(6)`:
+    its plain DATETIME would drop the microseconds, and its TIMESTAMP ends
+    in 2038.
     """
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "mysql":
+            return dialect.type_descriptor(mysql_timestamp())
+        return dialect.type_descriptor(self.impl)
 
     def coerce_assigned(self, value: Any) -> datetime:
         """Applied on attribute assignment, so loaded and unsaved objects
@@ -85,10 +93,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         value = self.coerce_assigned(value)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        # SQLite and MariaDB store no zone: the UTC wall time is the value.
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
+
+
+def mysql_timestamp() -> TypeEngine[datetime]:
+    """What a timestamp is on MariaDB and MySQL: DATETIME with microseconds.
+
+    A revision spells it `sa.DateTime(timezone=True).with_variant(
+    mysql.DATETIME(fsp=6), "mysql")` (`core.migrate.render_item` writes that).
+    """
+    return MYSQL_DATETIME(fsp=6)
 
 
 def as_utc(value: datetime) -> datetime:

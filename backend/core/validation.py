@@ -44,7 +44,10 @@ from sqlalchemy import (
     insert,
     inspect,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement, Grouping
 from sqlalchemy.sql.expression import ClauseElement
 
 
@@ -320,13 +323,43 @@ def add_range_constraints(table: Table) -> None:
             )
         rule = column_bounds(column)
         if rule is not None:
-            sql = rule.sql(column.name)
+            sql: str | FloatRange = rule.sql(column.name)
             if isinstance(column.type, Float) and rule.le is None and rule.lt is None:
-                # PostgreSQL orders NaN above every number, so a lower bound
-                # alone admits it. SQLite compares a number with the text
-                # 'NaN' as unequal (and stores NaN as NULL anyway).
-                sql += f" AND {column.name} <> 'NaN'"
+                sql = FloatRange(str(sql), column.name)
             table.append_constraint(CheckConstraint(sql, name=f"{column.name}_range"))
+
+
+class FloatRange(ColumnElement[bool]):
+    """The CHECK of a float column bounded from below only: `rule`, and not NaN
+    where the backend can store NaN. Compiled per dialect, so `create_all`
+    writes each backend's own spelling (the migrations write the same).
+
+    PostgreSQL orders NaN above every number, so a lower bound alone admits
+    it: `<column> <> 'NaN'` refuses it. SQLite compares a number with the text
+    'NaN' as unequal (and stores NaN as NULL anyway). MariaDB's DOUBLE cannot
+    hold NaN at all, and in strict mode refuses to compare a number with the
+    text 'NaN' ("Truncated incorrect DOUBLE value"): there the rule stands alone.
+    """
+
+    inherit_cache = False  # compiled to text once per CHECK, never cached
+
+    def __init__(self, rule: str, column: str) -> None:
+        self.rule = rule
+        self.column = column
+
+    def self_group(self, against: Any = None) -> ColumnElement[Any]:
+        # Inside NOT (...) or another expression, the AND must stay together.
+        return self if against is None else Grouping(self)
+
+
+@compiles(FloatRange)
+def _float_range_sql(element: FloatRange, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return f"{element.rule} AND {element.column} <> 'NaN'"
+
+
+@compiles(FloatRange, "mysql")
+def _float_range_sql_on_mysql(element: FloatRange, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return element.rule
 
 
 def install_validators(model: type[Any], table: Table) -> None:

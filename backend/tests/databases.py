@@ -11,10 +11,10 @@ its drop is reachable only from its own `finally`.
   or log of one, exists); dropped with its `-wal`, `-shm` and `-journal`
   files. In memory, nothing to create or drop: every process, each
   xdist worker included, has its own.
-- Servers (PostgreSQL): `CREATE DATABASE` and `DROP DATABASE ... WITH (FORCE)`
-  from the server's maintenance database, in AUTOCOMMIT. A server backend is
-  one entry of `SERVER_BACKENDS`: what differs between servers is there and
-  nowhere else.
+- Servers (PostgreSQL, MariaDB): `CREATE DATABASE` and `DROP DATABASE` from
+  the server's maintenance database (none on MariaDB), in AUTOCOMMIT. A
+  server backend is one entry of `SERVER_BACKENDS`: what differs between
+  servers is there and nowhere else.
 
 Also here: naming a database beside another one (`sibling_database_url`) and
 telling whether two URLs name the same database (`same_database`, which the
@@ -34,7 +34,11 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from core.database import is_memory_sqlite
+from core.database import (
+    MARIADB_COLLATION,
+    MYSQL_CHARSET,
+    is_memory_sqlite,
+)
 
 CONNECT_TIMEOUT_SECONDS = 3
 # What SQLite may leave beside a database file: its write-ahead log, the
@@ -46,11 +50,8 @@ SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 class ServerBackend:
     """What creating and dropping databases takes on one kind of database server.
 
-    Names are quoted by the backend's own SQLAlchemy dialect, so they need no
-    entry here. MariaDB, say, would be: maintenance database None (or
-    "mysql"), port 3306, `CREATE DATABASE {name}`, no template,
-    `DROP DATABASE IF EXISTS {name}`, and a look-up in
-    `information_schema.schemata`.
+    Names are quoted by the backend's own SQLAlchemy dialect (double quotes
+    on PostgreSQL, backticks on MariaDB), so they need no entry here.
     """
 
     title: str  # for messages
@@ -63,6 +64,9 @@ class ServerBackend:
     template: str | None  # appended to `create`, with {template}; None: no copies
     drop: str  # with {name}
     exists: str  # SQL with a :name parameter, one row when the database exists
+    # SQL with a :name parameter listing the other connections to the database,
+    # each ended (`KILL CONNECTION`) before the drop; None: `drop` ends them.
+    connections: str | None = None
 
 
 SERVER_BACKENDS = {
@@ -81,6 +85,29 @@ SERVER_BACKENDS = {
         drop="DROP DATABASE IF EXISTS {name} WITH (FORCE)",
         exists="SELECT 1 FROM pg_database WHERE datname = :name",
     ),
+    "mysql": ServerBackend(
+        title="MariaDB",
+        scheme="mysql+pymysql",
+        default_port=3306,
+        # A MariaDB connection needs no database at all.
+        maintenance_database=None,
+        # Longer names are refused by the server; say so before trying.
+        max_name_bytes=64,
+        # The tables carry their own character set and collation (see
+        # core.database); the database's defaults agree with them, for
+        # anything a test creates with raw SQL.
+        create="CREATE DATABASE {name} "
+        f"CHARACTER SET {MYSQL_CHARSET} COLLATE {MARIADB_COLLATION}",
+        # No CREATE DATABASE ... TEMPLATE: every database is built anew.
+        template=None,
+        drop="DROP DATABASE IF EXISTS {name}",
+        exists="SELECT 1 FROM information_schema.schemata WHERE schema_name = :name",
+        # DROP DATABASE waits for every open transaction on its tables (for
+        # a day, by default): a connection a test left open is ended first,
+        # as PostgreSQL's WITH (FORCE) does.
+        connections="SELECT id FROM information_schema.processlist "
+        "WHERE db = :name AND id <> CONNECTION_ID()",
+    ),
 }
 SUPPORTED_BACKENDS = ("sqlite", *SERVER_BACKENDS)
 
@@ -98,7 +125,8 @@ def _server_backend(url: URL) -> ServerBackend:
     backend = SERVER_BACKENDS.get(url.get_backend_name())
     if backend is None:
         raise UnsupportedBackendError(
-            f"test databases are created on {' and '.join(SUPPORTED_BACKENDS)} only, "
+            f"test databases are created on {', '.join(SUPPORTED_BACKENDS[:-1])} and "
+            f"{SUPPORTED_BACKENDS[-1]} only, "
             f"not on {url.get_backend_name()} ({url.render_as_string()})"
         )
     return backend
@@ -161,8 +189,9 @@ def _server_and_database(url: URL) -> tuple[str | None, int | None, str | None]:
 
 def _maintenance_engine(url: URL) -> Engine:
     backend = _server_backend(url)
+    # `_replace`, not `set`: `set(database=None)` keeps the database.
     return create_engine(
-        url.set(database=backend.maintenance_database),
+        url._replace(database=backend.maintenance_database),
         isolation_level="AUTOCOMMIT",  # CREATE/DROP DATABASE refuse to run in a transaction
         poolclass=NullPool,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
@@ -301,6 +330,9 @@ def _created_server_database(url: URL, template: URL | None) -> Iterator[None]:
             yield
         finally:
             with maintenance.connect() as connection:
+                if backend.connections is not None:
+                    for (other,) in connection.execute(text(backend.connections), {"name": name}):
+                        connection.exec_driver_sql(f"KILL CONNECTION {int(other)}")
                 connection.exec_driver_sql(backend.drop.format(name=quote(name)))
     finally:
         maintenance.dispose()

@@ -37,6 +37,7 @@ from core.database import (
 )
 from core.schema import Base
 from tests.databases import (
+    SERVER_BACKENDS,
     DatabaseServerError,
     check_server_answers,
     created_database,
@@ -48,6 +49,9 @@ TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 DEFAULT_TEST_DATABASE_URL = "sqlite://"  # in memory: one shared connection
 # The server tests that need PostgreSQL use when the suite runs on SQLite.
 LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# The same for MariaDB (`make test-mariadb` runs on it).
+LOCAL_MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+LOCAL_SERVER_URLS = {"postgresql": LOCAL_POSTGRES_URL, "mysql": LOCAL_MARIADB_URL}
 
 DecoratedTest = TypeVar("DecoratedTest", bound=Callable[..., Any])
 
@@ -264,27 +268,52 @@ def run_tag(config: pytest.Config) -> str:
     return f"{str(workerinput['testrunuid'])[:8]}_{workerinput['workerid']}"
 
 
-def postgres_server_or_skip() -> URL:
-    """A PostgreSQL server for a test that needs one whatever the suite runs on:
-    the suite's own, else `LOCAL_POSTGRES_URL`. Skips the test, saying why,
-    when none answers."""
+def server_or_skip(backend: str) -> URL:
+    """A server of `backend` ("postgresql" or "mysql") for a test that needs
+    one whatever the suite runs on: the suite's own, else the local one
+    (`LOCAL_SERVER_URLS`). Skips the test, saying why, when none answers."""
     configured = make_url(test_database_url())
-    server = configured if configured.get_backend_name() == "postgresql" else LOCAL_POSTGRES_URL
+    server = configured if configured.get_backend_name() == backend else LOCAL_SERVER_URLS[backend]
     try:
         check_server_answers(server, setting=TEST_DATABASE_URL_ENV)
     except DatabaseServerError as error:
-        pytest.skip(f"needs PostgreSQL: {error}")
+        pytest.skip(f"needs {SERVER_BACKENDS[backend].title}: {error}")
     return make_url(server)
 
 
+def postgres_server_or_skip() -> URL:
+    """`server_or_skip("postgresql")`."""
+    return server_or_skip("postgresql")
+
+
 @contextmanager
-def scratch_postgres(label: str) -> Iterator[URL]:
-    """A PostgreSQL database of the caller's own, `<server database>_<label>_<random>`,
-    on the server `postgres_server_or_skip` finds; created here, dropped afterwards."""
-    server = postgres_server_or_skip()
+def scratch_database(backend: str, label: str) -> Iterator[URL]:
+    """A database of the caller's own, `<server database>_<label>_<random>`, on
+    the `backend` server `server_or_skip` finds; created here, dropped afterwards."""
+    server = server_or_skip(backend)
     scratch = sibling_database_url(server, f"{label}_{uuid.uuid4().hex[:12]}")
     with created_database(scratch) as url:
         yield url
+
+
+def scratch_postgres(label: str) -> AbstractContextManager[URL]:
+    """`scratch_database("postgresql", label)`."""
+    return scratch_database("postgresql", label)
+
+
+def scratch_mariadb(label: str) -> AbstractContextManager[URL]:
+    """`scratch_database("mysql", label)`: a scratch MariaDB database."""
+    return scratch_database("mysql", label)
+
+
+def create_schema(url: str | URL) -> None:
+    """Build the models' schema (`create_all`) in the database at `url`, on an
+    engine of its own: for tests that need a database with real commits."""
+    engine = make_engine(url)
+    try:
+        Base.metadata.create_all(engine)
+    finally:
+        engine.dispose()
 
 
 @contextmanager

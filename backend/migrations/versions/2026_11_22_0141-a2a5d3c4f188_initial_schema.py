@@ -9,13 +9,17 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import mysql, postgresql
 
 # Revisions are frozen history: they import no model and nothing from core.
 revision: str = "a2a5d3c4f188"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Every timestamp column: on MariaDB a DATETIME with microseconds (a plain
+# DATETIME drops them), as the models' UTCDateTime makes it there.
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")
 
 
 def upgrade() -> None:
@@ -71,11 +75,9 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
-        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_login_at", TIMESTAMP, nullable=True),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=True),
         sa.CheckConstraint(
             "email = lower(trim(email)) AND email LIKE '%_@_%._%' AND email NOT LIKE '% %'",
             name=op.f("ck_users_email_format"),
@@ -119,10 +121,8 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workspaces")),
     )
     op.create_table(
@@ -191,10 +191,8 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=True),
         sa.CheckConstraint(
             "confidence_score >= 0 AND confidence_score <= 1",
             name=op.f("ck_agent_registry_confidence_score_range"),
@@ -225,10 +223,8 @@ def upgrade() -> None:
             "team_type", sa.String(length=50), server_default=sa.text("'general'"), nullable=True
         ),
         sa.Column("workspace_id", sa.String(length=36), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=True),
         sa.ForeignKeyConstraint(
             ["workspace_id"],
             ["workspaces.id"],
@@ -243,9 +239,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(length=36), nullable=False),
         sa.Column("workspace_id", sa.String(length=36), nullable=False),
         sa.Column("role", sa.String(length=50), server_default=sa.text("'member'"), nullable=False),
-        sa.Column(
-            "joined_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("joined_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
@@ -309,10 +303,8 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), server_default=sa.text("1"), nullable=False),
         sa.Column("user_id", sa.String(length=36), nullable=True),
         sa.Column("workspace_id", sa.String(length=36), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
@@ -360,10 +352,8 @@ def upgrade() -> None:
         sa.Column(
             "triggered_by", sa.String(length=50), server_default=sa.text("'manual'"), nullable=False
         ),
-        sa.Column(
-            "started_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("started_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("completed_at", TIMESTAMP, nullable=True),
         sa.Column("duration_seconds", sa.Double(), server_default=sa.text("(0.0)"), nullable=False),
         sa.Column("result_summary", sa.Text(), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
@@ -438,8 +428,8 @@ def upgrade() -> None:
         sa.Column("duration_estimation_confidence", sa.Double(), nullable=True),
         sa.Column("user_override_duration_hours", sa.Double(), nullable=True),
         sa.Column("hours_per_day_limit", sa.Double(), nullable=True),
-        sa.Column("training_start_date", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("training_end_date", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("training_start_date", TIMESTAMP, nullable=True),
+        sa.Column("training_end_date", TIMESTAMP, nullable=True),
         sa.Column(
             "status",
             sa.Enum(
@@ -458,7 +448,7 @@ def upgrade() -> None:
         ),
         sa.Column("proposed_by", sa.String(length=255), nullable=False),
         sa.Column("approved_by", sa.String(length=36), nullable=True),
-        sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("approved_at", TIMESTAMP, nullable=True),
         sa.Column(
             "modifications",
             sa.JSON(none_as_null=True).with_variant(
@@ -473,11 +463,9 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
-        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", TIMESTAMP, nullable=True),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=True),
         sa.CheckConstraint(
             "duration_estimation_confidence >= 0 AND duration_estimation_confidence <= 1",
             name=op.f("ck_agent_proposals_duration_estimation_confidence_range"),
@@ -519,9 +507,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(length=36), nullable=False),
         sa.Column("team_id", sa.String(length=36), nullable=False),
         sa.Column("role", sa.String(length=50), server_default=sa.text("'member'"), nullable=False),
-        sa.Column(
-            "joined_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("joined_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["team_id"],
             ["teams.id"],
@@ -546,9 +532,7 @@ def upgrade() -> None:
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("context_type", sa.String(length=50), nullable=True),
         sa.Column("context_id", sa.String(length=36), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["team_id"],
             ["teams.id"],
@@ -608,8 +592,8 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("error_message", sa.Text(), nullable=True),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("started_at", TIMESTAMP, nullable=True),
+        sa.Column("completed_at", TIMESTAMP, nullable=True),
         sa.Column("duration_ms", sa.Integer(), nullable=True),
         sa.Column("retry_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column(
@@ -619,9 +603,7 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint(
             "duration_ms >= 0", name=op.f("ck_workflow_step_executions_duration_ms_range")
         ),
@@ -703,11 +685,9 @@ def upgrade() -> None:
         sa.Column("block_reason", sa.Text(), nullable=False),
         sa.Column("proposal_id", sa.String(length=36), nullable=True),
         sa.Column("resolved", sa.Boolean(), server_default=sa.false(), nullable=False),
-        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", TIMESTAMP, nullable=True),
         sa.Column("resolution_outcome", sa.Text(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint(
             "confidence_score_at_block >= 0 AND confidence_score_at_block <= 1",
             name=op.f("ck_blocked_triggers_confidence_score_at_block_range"),
@@ -770,10 +750,8 @@ def upgrade() -> None:
         sa.Column("intervention_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("proposal_id", sa.String(length=36), nullable=True),
         sa.Column("proposal_outcome", sa.String(length=50), nullable=True),
-        sa.Column(
-            "started_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("started_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("ended_at", TIMESTAMP, nullable=True),
         sa.Column("duration_seconds", sa.Integer(), nullable=True),
         sa.Column(
             "status",
@@ -827,11 +805,9 @@ def upgrade() -> None:
         sa.Column("decay_score", sa.Double(), server_default=sa.text("(1.0)"), nullable=False),
         sa.Column("access_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("consolidated_into", sa.String(length=36), nullable=True),
-        sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("archived_at", TIMESTAMP, nullable=True),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=True),
         sa.CheckConstraint(
             "aggregate_feedback_score >= -1 AND aggregate_feedback_score <= 1",
             name=op.f("ck_episodes_aggregate_feedback_score_range"),
@@ -917,10 +893,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("ai_reasoning", sa.Text(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("adjudicated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("adjudicated_at", TIMESTAMP, nullable=True),
         sa.CheckConstraint(
             "rating >= 1 AND rating <= 5", name=op.f("ck_agent_feedback_rating_range")
         ),
@@ -981,9 +955,7 @@ def upgrade() -> None:
         ),
         sa.Column("governance_check_passed", sa.Boolean(), nullable=True),
         sa.Column("episode_id", sa.String(length=36), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["agent_execution_id"],
             ["agent_executions.id"],
@@ -1053,9 +1025,7 @@ def upgrade() -> None:
         sa.Column("agent_maturity_at_access", sa.String(length=20), nullable=True),
         sa.Column("results_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("access_duration_ms", sa.Integer(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["accessed_by"],
             ["users.id"],
@@ -1100,9 +1070,7 @@ def upgrade() -> None:
             "source_type", sa.String(length=50), server_default=sa.text("'manual'"), nullable=False
         ),
         sa.Column("source_id", sa.String(length=36), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint(
             "sequence_order >= 0", name=op.f("ck_episode_segments_sequence_order_range")
         ),

@@ -1,7 +1,8 @@
 """Tighter CHECKs: an email with a second @, and NaN where only a lower bound stood.
 
 The model refused both; raw SQL could still store them. PostgreSQL orders NaN
-above every number, so `x >= 0` alone admits it.
+above every number, so `x >= 0` alone admits it. (Not on MariaDB, whose
+DOUBLE cannot hold NaN: there the lower bound is left as it was.)
 
 Revision ID: d5e08e6c2b32
 Revises: 471e0a1e9e28
@@ -33,18 +34,33 @@ LOWER_BOUNDED_FLOATS = [
 
 
 def _replace_check(table: str, name: str, sqltext: str) -> None:
+    if op.get_context().dialect.name == "mysql":
+        # One statement: MariaDB commits each ALTER on its own, so a drop and
+        # then an add that existing rows refuse would leave neither CHECK.
+        op.execute(
+            f"ALTER TABLE {table} DROP CONSTRAINT {name}, ADD CONSTRAINT {name} CHECK ({sqltext})"
+        )
+        return
     with op.batch_alter_table(table) as batch_op:
         batch_op.drop_constraint(op.f(name), type_="check")
         batch_op.create_check_constraint(op.f(name), sqltext)
 
 
+def _floats_can_hold_nan() -> bool:
+    """Not on MariaDB: its DOUBLE cannot hold NaN, and in strict mode it refuses
+    to compare a number with the text 'NaN'. There the lower bounds stay alone."""
+    return op.get_context().dialect.name != "mysql"
+
+
 def upgrade() -> None:
     _replace_check("users", "ck_users_email_format", EMAIL_AFTER)
-    for table, column, before in LOWER_BOUNDED_FLOATS:
-        _replace_check(table, f"ck_{table}_{column}_range", f"{before} AND {column} <> 'NaN'")
+    if _floats_can_hold_nan():
+        for table, column, before in LOWER_BOUNDED_FLOATS:
+            _replace_check(table, f"ck_{table}_{column}_range", f"{before} AND {column} <> 'NaN'")
 
 
 def downgrade() -> None:
-    for table, column, before in LOWER_BOUNDED_FLOATS:
-        _replace_check(table, f"ck_{table}_{column}_range", before)
+    if _floats_can_hold_nan():
+        for table, column, before in LOWER_BOUNDED_FLOATS:
+            _replace_check(table, f"ck_{table}_{column}_range", before)
     _replace_check("users", "ck_users_email_format", EMAIL_BEFORE)

@@ -38,6 +38,13 @@ POSTGRES_STRATEGIES = {
     "TRUNCATE every table",
     "clone template database",
 }
+MARIADB_STRATEGIES = {
+    "floor (no isolation)",
+    "harness (savepoint)",
+    "DELETE every table",
+    "TRUNCATE every table",
+    "new database + create_all",
+}
 PATHS = {
     "ORM unit of work: add_all + flush",
     "ORM bulk insert, checked: insert(Model)",
@@ -73,19 +80,26 @@ def isolation_cases(document: dict[str, Any], backend: str) -> set[tuple[int, st
     }
 
 
-def test_quick_run_reports_every_sqlite_row_and_skips_absent_postgres(tmp_path: Path) -> None:
-    # Port 9 (discard) on loopback: no PostgreSQL server answers there.
-    nowhere = "postgresql+psycopg://postgres@127.0.0.1:9/postgres"
-    stdout, document = run_bench(tmp_path, env={"BENCH_POSTGRES_URL": nowhere})
+def test_quick_run_reports_every_sqlite_row_and_skips_absent_servers(tmp_path: Path) -> None:
+    # Port 9 (discard) on loopback: no server answers there.
+    stdout, document = run_bench(
+        tmp_path,
+        env={
+            "BENCH_POSTGRES_URL": "postgresql+psycopg://postgres@127.0.0.1:9/postgres",
+            "BENCH_MARIADB_URL": "mysql+pymysql://root@127.0.0.1:9/test",
+        },
+    )
 
-    skipped = [line for line in stdout.splitlines() if line.startswith("PostgreSQL: skipped")]
-    assert len(skipped) == 1, stdout
-    assert "No PostgreSQL server answers at 127.0.0.1:9 " in skipped[0]
-    assert "point BENCH_POSTGRES_URL at one that runs" in skipped[0]
+    for title, setting in (("PostgreSQL", "BENCH_POSTGRES_URL"), ("MariaDB", "BENCH_MARIADB_URL")):
+        skipped = [line for line in stdout.splitlines() if line.startswith(f"{title}: skipped")]
+        assert len(skipped) == 1, stdout
+        assert f"No {title} server answers at 127.0.0.1:9 " in skipped[0]
+        assert f"point {setting} at one that runs" in skipped[0]
     assert isolation_cases(document, "sqlite") == {
         (tables, strategy) for tables in (17, 24) for strategy in SQLITE_STRATEGIES
     }
     assert isolation_cases(document, "postgresql") == set()
+    assert isolation_cases(document, "mariadb") == set()
     for row in document["isolation"]:
         assert row["tests"] == 2
         assert 0 < row["median_ms"] <= row["p95_ms"]
@@ -110,24 +124,34 @@ def test_quick_run_reports_every_sqlite_row_and_skips_absent_postgres(tmp_path: 
     summary = [line for line in stdout.splitlines() if "checked bulk path >= 70% of raw" in line]
     assert summary[0].startswith("sqlite: checked bulk path >= 70% of raw: "), stdout
     assert document["meta"]["postgres_skipped"].startswith("No PostgreSQL server answers")
+    assert document["meta"]["mariadb_skipped"].startswith("No MariaDB server answers")
 
 
-def test_quick_run_on_postgresql_reports_every_row(tmp_path: Path) -> None:
+# (backend, its name in the results, its title, its setting, its strategies)
+SERVER_RUNS = [
+    ("postgresql", "postgresql", "PostgreSQL", "BENCH_POSTGRES_URL", POSTGRES_STRATEGIES),
+    ("mysql", "mariadb", "MariaDB", "BENCH_MARIADB_URL", MARIADB_STRATEGIES),
+]
+
+
+@pytest.mark.parametrize(
+    ("backend", "name", "title", "setting", "strategies"),
+    SERVER_RUNS,
+    ids=[name for _, name, *_ in SERVER_RUNS],
+)
+def test_quick_run_on_a_server_reports_every_row(
+    tmp_path: Path, backend: str, name: str, title: str, setting: str, strategies: set[str]
+) -> None:
     url = make_url(harness.test_database_url())
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("needs PostgreSQL: run with TEST_DATABASE_URL=postgresql+psycopg://...")
+    if url.get_backend_name() != backend:
+        pytest.skip(f"needs {title} as the suite's own database (TEST_DATABASE_URL={backend}+...)")
     # The real schema only: every scratch database costs a CREATE DATABASE.
     stdout, document = run_bench(
-        tmp_path,
-        "--tables",
-        "0",
-        env={"BENCH_POSTGRES_URL": url.render_as_string(hide_password=False)},
+        tmp_path, "--tables", "0", env={setting: url.render_as_string(hide_password=False)}
     )
 
-    assert "PostgreSQL: skipped" not in stdout
-    assert isolation_cases(document, "postgresql") == {
-        (17, strategy) for strategy in POSTGRES_STRATEGIES
-    }
+    assert f"{title}: skipped" not in stdout
+    assert isolation_cases(document, name) == {(17, strategy) for strategy in strategies}
     assert {(t["backend"], t["path"]) for t in document["throughput"]} >= {
-        ("postgresql", path) for path in PATHS
+        (name, path) for path in PATHS
     }

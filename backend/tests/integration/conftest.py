@@ -2,8 +2,8 @@
 
 Real connections, not the rolled-back `db` fixture: a race needs
 transactions that really commit. Each test module gets a fresh database per
-backend, a temporary SQLite file or a scratch PostgreSQL database created and
-dropped here, and each test seeds rows of its own in it.
+backend, a temporary SQLite file or a scratch PostgreSQL or MariaDB database
+created and dropped here, and each test seeds rows of its own in it.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from contextlib import ExitStack
 import pytest
 from sqlalchemy.engine import URL, make_url
 
-from core.database import make_engine
-from core.schema import Base
 from tests import harness
 
 
-@pytest.fixture(scope="module", params=["sqlite-file", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite-file", "postgresql", "mariadb"])
 def race_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[URL]:
@@ -27,11 +25,9 @@ def race_url(
     with ExitStack() as stack:
         if request.param == "sqlite-file":
             url = make_url(f"sqlite:///{tmp_path_factory.mktemp('race') / 'race.db'}")
-        else:
+        elif request.param == "postgresql":
             url = stack.enter_context(harness.scratch_postgres("race"))
-        engine = make_engine(url)
-        try:
-            Base.metadata.create_all(engine)
-        finally:
-            engine.dispose()
+        else:
+            url = stack.enter_context(harness.scratch_mariadb("race"))
+        harness.create_schema(url)
         yield url

@@ -112,7 +112,7 @@ def retries(outcomes: Sequence[Outcome]) -> str:
 def report(engine: Engine, what: str, summary: str) -> str:
     """One line the lead can quote, printed (run with -s) and used as the
     assertion message: `[race] <backend>: <what>: <summary>`."""
-    backend = engine.dialect.name
+    backend = "mariadb" if getattr(engine.dialect, "is_mariadb", False) else engine.dialect.name
     if backend == "sqlite":
         begin = engine.get_execution_options().get(SQLITE_BEGIN, "immediate")
         backend = f"sqlite file, {begin} BEGIN"

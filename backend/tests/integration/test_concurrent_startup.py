@@ -1,5 +1,6 @@
 """Two processes starting at once on one fresh database, and the lock that
-lets them: migrated once, demo rounds 1 and 2, one tenant.
+lets them: migrated once, demo rounds 1 and 2, one tenant; on a SQLite
+file, PostgreSQL and MariaDB.
 
 Real processes, each running the command line's `main(["demo"])` (what
 `python -m core demo` runs). Each prints "ready" once its imports are done
@@ -29,6 +30,7 @@ from core.database import (
     STARTUP_LOCK_KEY,
     exclusive_transaction,
     make_engine,
+    mysql_startup_lock_name,
 )
 from core.models import AgentRegistry, Team, User, Workspace
 from core.tools.problems import TRACEBACK_ENV
@@ -43,14 +45,15 @@ STARTER = (
 )
 
 
-@pytest.fixture(params=["sqlite-file", "postgresql"])
+@pytest.fixture(params=["sqlite-file", "postgresql", "mariadb"])
 def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[URL | str]:
     """A database nobody has migrated: a new SQLite file, or a scratch
-    PostgreSQL database (created here, dropped afterwards)."""
+    PostgreSQL or MariaDB database (created here, dropped afterwards)."""
     if request.param == "sqlite-file":
         yield f"sqlite:///{tmp_path / 'startup.db'}"
         return
-    with harness.scratch_postgres("startup") as url:
+    backend = "postgresql" if request.param == "postgresql" else "mysql"
+    with harness.scratch_database(backend, "startup") as url:
         yield url
 
 
@@ -133,6 +136,14 @@ def _someone_else_can_lock(engine: Engine) -> bool:
     if engine.dialect.name == "postgresql":
         with engine.connect() as other:
             taken = other.scalar(select(func.pg_try_advisory_xact_lock(STARTUP_LOCK_KEY)))
+            other.rollback()
+        return bool(taken)
+    if engine.dialect.name == "mysql":
+        with engine.connect() as other:
+            name = mysql_startup_lock_name(other)
+            taken = other.scalar(select(func.get_lock(name, 0)))
+            if taken:
+                other.scalar(select(func.release_lock(name)))
             other.rollback()
         return bool(taken)
     raw = sqlite3.connect(engine.url.database or "", timeout=0, isolation_level=None)

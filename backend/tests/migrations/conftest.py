@@ -2,7 +2,8 @@
 
 Upgrading to head happens once per run, into `migrated_template`; a test
 that needs a migrated database gets a copy of it (`migrated_engine`), one
-that needs an empty database gets a new one (`empty_engine`).
+that needs an empty database gets a new one (`empty_engine`). MariaDB copies
+no databases: there `migrated_engine` is a new database, upgraded to head.
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ def scratch(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     databases.drop_all()
 
 
-@pytest.fixture(scope="session")
-def migrated_template(scratch: ScratchDatabases) -> URL:
-    url = scratch.create("mig_template")
+def _upgraded(scratch: ScratchDatabases, name: str) -> URL:
+    url = scratch.create(name)
     engine = make_engine(url)
     try:
         migrate.upgrade(engine)
     finally:
         engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def migrated_template(scratch: ScratchDatabases) -> URL | None:
+    return _upgraded(scratch, "mig_template") if scratch.can_copy else None
 
 
 def _scratch_engine(scratch: ScratchDatabases, url: URL) -> Iterator[Engine]:
@@ -50,5 +55,9 @@ def empty_engine(scratch: ScratchDatabases) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def migrated_engine(scratch: ScratchDatabases, migrated_template: URL) -> Iterator[Engine]:
-    yield from _scratch_engine(scratch, scratch.create("mig_copy", template=migrated_template))
+def migrated_engine(scratch: ScratchDatabases, migrated_template: URL | None) -> Iterator[Engine]:
+    if migrated_template is None:
+        url = _upgraded(scratch, "mig_copy")
+    else:
+        url = scratch.create("mig_copy", template=migrated_template)
+    yield from _scratch_engine(scratch, url)

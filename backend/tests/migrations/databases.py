@@ -1,9 +1,10 @@
 """Throwaway databases for the migration tests, and what their schema looks like.
 
 `ScratchDatabases` makes empty or template-copied databases on the backend the
-test run uses: SQLite files in a temporary folder, or PostgreSQL databases
-named after the harness's own test database, which carries this run's tag
-(`harness.run_tag`), so no other run or xdist worker can meet them. Each is
+test run uses: SQLite files in a temporary folder, or PostgreSQL or MariaDB
+databases (MariaDB makes no copies: `can_copy`) named after the harness's own
+test database, which carries this run's tag (`harness.run_tag`), so no other
+run or xdist worker can meet them. Each is
 created and dropped through `tests.databases.created_database`: creating
 one that exists fails, and only a database created here can be dropped.
 `schema_snapshot` describes a schema through the inspector, so a migrated
@@ -21,7 +22,7 @@ from sqlalchemy import URL, Engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from core.migrate import VERSION_TABLE
-from tests.databases import created_database, sibling_database_url
+from tests.databases import SERVER_BACKENDS, created_database, sibling_database_url
 
 
 class ScratchDatabases:
@@ -31,6 +32,11 @@ class ScratchDatabases:
         self.harness_url = harness_url
         self.folder = folder
         self.sqlite = harness_url.get_backend_name() == "sqlite"
+        # SQLite copies a file, PostgreSQL a template database; MariaDB has no
+        # CREATE DATABASE ... TEMPLATE: there every database is built anew.
+        self.can_copy = self.sqlite or (
+            SERVER_BACKENDS[harness_url.get_backend_name()].template is not None
+        )
         # Each database's drop, in the context that created it; nothing else drops.
         self._created: dict[URL, ExitStack] = {}
 
@@ -69,7 +75,10 @@ Snapshot = dict[str, dict[str, Any]]
 def schema_snapshot(engine: Engine) -> Snapshot:
     """Every table but alembic's: columns (type, nullability, server default),
     primary key, indexes, unique constraints, foreign keys with their ON
-    DELETE rule, and CHECK constraints, in a form that compares with ==."""
+    DELETE rule, CHECK constraints, and on MariaDB the table's character set
+    and collation, in a form that compares with ==. MariaDB reports each
+    UNIQUE constraint as a unique index too, and JSON as LONGTEXT with a
+    json_valid() CHECK: the same on both sides, so compared as they are."""
     inspector = inspect(engine)
     snapshot: Snapshot = {}
     for table in sorted(set(inspector.get_table_names()) - {VERSION_TABLE}):
@@ -109,6 +118,14 @@ def schema_snapshot(engine: Engine) -> Snapshot:
                 for check in inspector.get_check_constraints(table)
             ),
         }
+        if engine.dialect.name == "mysql":
+            # On MariaDB a table's collation decides how its strings compare
+            # (and its unique keys and CHECKs with them).
+            options = inspector.get_table_options(table)
+            snapshot[table]["collation"] = (
+                options.get("mysql_default charset"),
+                options.get("mysql_collate"),
+            )
     return snapshot
 
 
@@ -153,6 +170,16 @@ def leftovers(engine: Engine) -> list[str]:
         if engine.dialect.name == "sqlite":
             rows = connection.execute(
                 text("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+            )
+        elif engine.dialect.name == "mysql":
+            # Indexes and CHECKs live in their tables; sequences are tables too.
+            rows = connection.execute(
+                text(
+                    "SELECT table_type, table_name FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE() UNION ALL "
+                    "SELECT routine_type, routine_name FROM information_schema.routines "
+                    "WHERE routine_schema = DATABASE()"
+                )
             )
         else:
             rows = connection.execute(

@@ -8,10 +8,11 @@ not have yet are left out when that revision is populated.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, func, insert, select
+from sqlalchemy import JSON, Engine, MetaData, Table, func, insert, select
 
 from core.migrate import VERSION_TABLE
 
@@ -179,9 +180,19 @@ def populate_every_table(engine: Engine) -> dict[str, set[tuple[object, ...]]]:
             for row in SAMPLE_ROWS[table.name]:
                 # One statement per row: rows may leave different columns out.
                 connection.execute(
-                    insert(table).values({key: row[key] for key in row if key in table.c})
+                    insert(table).values(
+                        {key: _as_stored(table, key, row[key]) for key in row if key in table.c}
+                    )
                 )
     return primary_keys(engine, [table.name for table in tables])
+
+
+def _as_stored(table: Table, key: str, value: Any) -> Any:
+    """A JSON value goes into a column reflected as text (MariaDB's JSON is a
+    LONGTEXT with a json_valid() CHECK) as its JSON text."""
+    if isinstance(value, dict | list) and not isinstance(table.c[key].type, JSON):
+        return json.dumps(value)
+    return value
 
 
 def primary_keys(engine: Engine, table_names: list[str]) -> dict[str, set[tuple[object, ...]]]:

@@ -19,7 +19,7 @@ TEAMS = table("teams")
 
 pytestmark = pytest.mark.skipif(
     make_url(harness.test_database_url()).get_backend_name() != "sqlite",
-    reason="SQLite only: PostgreSQL alters tables in place, and has no foreign_keys pragma",
+    reason="SQLite only: PostgreSQL and MariaDB alter tables in place, with no foreign_keys pragma",
 )
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import CheckConstraint, Float, String, Table, inspect, text
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from core.schema import Base
@@ -114,9 +114,9 @@ def test_the_database_rejects_the_value_written_with_raw_sql(
         # PostgreSQL's VARCHAR(n) refuses it: a DataError, not a CHECK.
         with pytest.raises(DataError, match="too long"), db.begin_nested():
             db.execute(update, params)
-    elif violation.kind == "integer" and dialect == "postgresql":
-        # PostgreSQL rounds a float into an INTEGER column (half to even,
-        # as Python's round) before any CHECK can see it: there the
+    elif violation.kind == "integer" and dialect in ("postgresql", "mysql"):
+        # PostgreSQL and MariaDB round a float into an INTEGER column (half
+        # to even, as Python's round) before any CHECK can see it: there the
         # model's validator is the only guard.
         db.execute(update, params)
         assert db.scalar(select_value, {"key": params["key"]}) == round(value)
@@ -157,6 +157,13 @@ def test_nan_is_in_no_range(db: Session, field: Field) -> None:
             {"key": key},
         )
         assert stored is None
+    elif db.get_bind().dialect.name == "mysql":
+        # MariaDB's DOUBLE cannot hold NaN: PyMySQL refuses to send one, and
+        # the server (in strict mode) refuses the text 'NaN'.
+        with pytest.raises(ProgrammingError, match="nan can not be used"), db.begin_nested():
+            db.execute(update, {"value": math.nan, "key": key})
+        with pytest.raises(DataError, match="Incorrect double value"), db.begin_nested():
+            db.execute(update, {"value": "NaN", "key": key})
     else:
         # PostgreSQL orders NaN above every number: the CHECK must say no.
         with pytest.raises(IntegrityError, match=f"{field.column.name}_range"), db.begin_nested():

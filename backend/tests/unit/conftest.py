@@ -10,7 +10,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.database import dispose_default_engines, make_engine
+from core.database import (
+    dispose_default_engines,
+    make_engine,
+)
 from core.schema import Base
 
 

@@ -178,12 +178,15 @@ def test_a_key_naming_no_row_fails_on_the_foreign_key(
 ) -> None:
     # As with the model's own constructor, the database says no (a step
     # whose run is missing fails first on its NOT NULL workflow_id).
-    with pytest.raises(IntegrityError, match=r"(?i)foreign key|not.null"):
+    with pytest.raises(IntegrityError, match=r"(?i)foreign key|not.null|cannot be null"):
         factory_class(**{key: "no-such-row"})
 
 
-# The NOT NULL failure of a `*_id` column, as SQLite and PostgreSQL word it.
-NOT_NULL_KEY = r"NOT NULL constraint failed: \w+\.\w+_id|null value in column \"\w+_id\""
+# The NOT NULL failure of a `*_id` column, as SQLite, PostgreSQL and MariaDB word it.
+NOT_NULL_KEY = (
+    r"NOT NULL constraint failed: \w+\.\w+_id|null value in column \"\w+_id\""
+    r"|Column '\w+_id' cannot be null"
+)
 
 
 @pytest.mark.parametrize(

@@ -321,7 +321,7 @@ def test_suite_pointed_at_the_development_database_exits_untouched(
 @pytest.mark.parametrize(
     ("test_url", "message"),
     [
-        ("mysql+pymysql://root@127.0.0.1/test", "names a mysql database*sqlite, postgresql"),
+        ("mssql+pymssql://sa@127.0.0.1/test", "names a mssql database*sqlite, postgresql, mysql"),
         ("nonsense", "TEST_DATABASE_URL is not a database URL (got 'nonsense')"),
     ],
 )

@@ -32,7 +32,11 @@ from tests.factories import UserFactory
 from tests.migrations.databases import ScratchDatabases
 
 BACKEND_DIR = Path(harness.__file__).resolve().parents[1]
-ALREADY_EXISTS = {"postgresql": ProgrammingError, "sqlite": FileExistsError}
+ALREADY_EXISTS = {
+    "postgresql": ProgrammingError,
+    "mysql": ProgrammingError,
+    "sqlite": FileExistsError,
+}
 
 
 @pytest.fixture
@@ -197,10 +201,10 @@ def test_scratch_databases_drop_only_what_they_created(engine: Engine, tmp_path:
 
 
 @pytest.mark.parametrize(
-    "url", ["mysql+pymysql://root@127.0.0.1/test", "mariadb://root@127.0.0.1:3306/test"]
+    "url", ["mssql+pymssql://sa@127.0.0.1/test", "mariadb://root@127.0.0.1:3306/test"]
 )
 def test_an_unsupported_backend_is_refused_naming_the_supported_ones(url: str) -> None:
-    supported = r"created on sqlite and postgresql only, not on m"
+    supported = r"created on sqlite, postgresql and mysql only, not on m"
     with pytest.raises(databases.UnsupportedBackendError, match=supported):
         databases.check_server_answers(url, setting="TEST_DATABASE_URL")
     with pytest.raises(databases.UnsupportedBackendError, match=supported):

@@ -1,6 +1,7 @@
-"""The same input gets the same answer on SQLite and on PostgreSQL.
+"""The same input gets the same answer on SQLite, PostgreSQL and MariaDB.
 
-Runs on whichever backend the suite runs on (`make test`, `make test-postgres`).
+Runs on whichever backend the suite runs on (`make test`, `make test-postgres`,
+`make test-mariadb`); each table of differences has a column per backend.
 A rule checked in Python raises `ValidationError` before any SQL is sent, for
 an object and for the rows of an ORM bulk insert alike; a rule the database
 enforces raises `IntegrityError` at flush; a rejected write leaves every table
@@ -231,7 +232,7 @@ CASES = [
         "missing NOT NULL",
         lambda db, _: db.add(User(password_hash="hash")),
         IntegrityError,
-        because="not.null",
+        because="not.null|cannot be null",  # SQLite and PostgreSQL | MariaDB
     ),
     Case(
         "dangling foreign key",
@@ -243,7 +244,7 @@ CASES = [
         "duplicate unique key",
         lambda db, _: db.add(User(email="taken@example.com")),
         IntegrityError,
-        because="unique",
+        because="unique|duplicate entry",  # SQLite and PostgreSQL | MariaDB
         arrange=lambda _db: UserFactory(email="taken@example.com"),
     ),
     # -- delete policies, executed by the database itself --------------------
@@ -307,7 +308,12 @@ def test_the_delete_policies_are_all_in_the_table() -> None:
 # Column types, as the database itself reports them
 # --------------------------------------------------------------------------
 
-JSON_TYPE_IN_DATABASE = {"postgresql": "JSONB", "sqlite": "JSON"}
+# MariaDB's JSON is a LONGTEXT (binary collation) with a json_valid() CHECK.
+JSON_TYPE_IN_DATABASE = {
+    "postgresql": "JSONB",
+    "sqlite": "JSON",
+    "mysql": "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+}
 
 
 def test_json_columns_are_jsonb_on_postgresql_and_json_on_sqlite(db: Session) -> None:
@@ -381,14 +387,16 @@ def test_timestamps_the_database_writes_read_back_as_aware_utc(db: Session) -> N
 
 
 # --------------------------------------------------------------------------
-# The one difference: string lengths in raw SQL
+# The one difference: string lengths in raw SQL (SQLite)
 # --------------------------------------------------------------------------
 
-# PostgreSQL's VARCHAR(n) refuses a longer value (DataError, SQLSTATE 22001);
-# SQLite ignores declared lengths and stores it. That is why the length rule
-# is also enforced in Python on assignment, where both backends agree (the
+# PostgreSQL's VARCHAR(n) refuses a longer value (DataError, SQLSTATE 22001),
+# and so does MariaDB in strict mode (DataError, "Data too long", 1406; out
+# of strict mode it would cut the value short with a warning); SQLite ignores
+# declared lengths and stores it. That is why the length rule is also
+# enforced in Python on assignment, where every backend agrees (the
 # "over-long string" case above).
-RAW_OVER_LONG_STRING = {"postgresql": DataError, "sqlite": None}
+RAW_OVER_LONG_STRING = {"postgresql": DataError, "sqlite": None, "mysql": DataError}
 
 
 def test_raw_sql_over_long_string_differs_by_backend_as_documented(db: Session) -> None:
@@ -407,10 +415,11 @@ def test_raw_sql_over_long_string_differs_by_backend_as_documented(db: Session) 
     assert harness.tables_with_rows(db.connection()) == {}
 
 
-# The SQL standard's one exception, which PostgreSQL follows: excess
-# characters that are all spaces are cut off without an error. SQLite keeps
-# them. The Python rule refuses both on assignment.
-RAW_SPACE_PADDED_LENGTH = {"postgresql": 255, "sqlite": 258}
+# The SQL standard's one exception, which PostgreSQL and MariaDB (even in
+# strict mode) follow: excess characters that are all spaces are cut off
+# without an error. SQLite keeps them. The Python rule refuses both on
+# assignment.
+RAW_SPACE_PADDED_LENGTH = {"postgresql": 255, "sqlite": 258, "mysql": 255}
 
 
 def test_raw_sql_spaces_past_the_length_differ_by_backend_as_documented(db: Session) -> None:
@@ -429,14 +438,26 @@ def test_raw_sql_spaces_past_the_length_differ_by_backend_as_documented(db: Sess
 # PostgreSQL converts what raw SQL gives an INTEGER column before any CHECK
 # can see it: a float is rounded (psycopg sends it as double precision, which
 # rounds half to even: 2.5 -> 2), text that is not an integer is refused
-# (DataError), as is a number beyond INTEGER's range. SQLite stores what it
-# is given, so there the `<column>_integer` CHECK refuses it (IntegrityError).
-# The integer rule in Python refuses all of them, on both backends.
+# (DataError), as is a number beyond INTEGER's range. MariaDB, in the strict
+# mode make_engine sets, does the same (PyMySQL sends 2.5 as the double
+# 2.5e0, rounded half to even too). SQLite stores what it is given, so there
+# the `<column>_integer` CHECK refuses it (IntegrityError). The integer rule
+# in Python refuses all of them, on every backend.
 RAW_NON_INTEGER: list[tuple[type[Base], str, object, dict[str, object]]] = [
-    (AgentFeedback, "rating", 3.5, {"postgresql": 4, "sqlite": IntegrityError}),
-    (AgentFeedback, "rating", 2.5, {"postgresql": 2, "sqlite": IntegrityError}),
-    (Episode, "access_count", "many", {"postgresql": DataError, "sqlite": IntegrityError}),
-    (Episode, "access_count", 2**31, {"postgresql": DataError, "sqlite": IntegrityError}),
+    (AgentFeedback, "rating", 3.5, {"postgresql": 4, "sqlite": IntegrityError, "mysql": 4}),
+    (AgentFeedback, "rating", 2.5, {"postgresql": 2, "sqlite": IntegrityError, "mysql": 2}),
+    (
+        Episode,
+        "access_count",
+        "many",
+        {"postgresql": DataError, "sqlite": IntegrityError, "mysql": DataError},
+    ),
+    (
+        Episode,
+        "access_count",
+        2**31,
+        {"postgresql": DataError, "sqlite": IntegrityError, "mysql": DataError},
+    ),
 ]
 FACTORIES: dict[type[Base], Callable[[], Any]] = {
     AgentFeedback: AgentFeedbackFactory,
@@ -468,3 +489,29 @@ def test_raw_sql_non_integers_differ_by_backend_as_documented(
     db.execute(update, {"value": value, "id": row.id})
     stored = db.scalar(text(f"SELECT {column} FROM {table.name} WHERE id = :id"), {"id": row.id})
     assert stored == outcome
+
+
+# --------------------------------------------------------------------------
+# Invalid JSON text in raw SQL
+# --------------------------------------------------------------------------
+
+# SQLite's JSON column takes any text; PostgreSQL's JSONB parses it
+# (DataError); MariaDB's JSON is a LONGTEXT whose json_valid() CHECK refuses
+# it (IntegrityError). Through the models, a JSON column only ever gets what
+# the driver serialised.
+RAW_INVALID_JSON = {"sqlite": None, "postgresql": DataError, "mysql": IntegrityError}
+
+
+def test_raw_sql_invalid_json_differs_by_backend_as_documented(db: Session) -> None:
+    expected = RAW_INVALID_JSON[db.get_bind().dialect.name]
+    insert = _raw_insert("workspaces", name="Raw JSON", metadata_json="{not json")
+
+    if expected is None:
+        insert(db, None)
+        stored = db.scalar(text("SELECT metadata_json FROM workspaces WHERE name = 'Raw JSON'"))
+        assert stored == "{not json"
+        return
+
+    with pytest.raises(expected), db.begin_nested():
+        insert(db, None)
+    assert harness.tables_with_rows(db.connection()) == {}

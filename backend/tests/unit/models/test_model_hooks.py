@@ -175,7 +175,11 @@ def _seed_scale(db: Session) -> list[Base]:
     loaded: list[Base] = []
     for model, model_rows in rows.items():
         db.execute(insert(model), model_rows)
-        loaded += db.scalars(select(model)).all()
+        # In the order written (which rows are deleted depends on it): MariaDB
+        # returns an unordered SELECT in primary key order, uuids shuffled.
+        written = {row["id"]: n for n, row in enumerate(model_rows) if "id" in row}
+        found = db.scalars(select(model)).all()
+        loaded += sorted(found, key=lambda obj: written.get(_identity(obj)[1], 0))
     return loaded
 
 

@@ -63,7 +63,7 @@ INSTALLED_DRIVER = "write postgresql+psycopg:// (installed by `make install`)."
     [
         ("nonsense", ["DATABASE_URL is not a database URL (got 'nonsense'): write dialect+"]),
         ("postgresql://me:secret@db:port/x", ["not a database URL", "me:***@db:port/x"]),
-        ("mysql+pymysql://me:secret@db/x", ["a mysql database (mysql+pymysql://me:***@db/x)"]),
+        ("mssql+pymssql://me:secret@db/x", ["a mssql database (mssql+pymssql://me:***@db/x)"]),
         ("postgres://me@db/x", ["names a postgres database", SUPPORTED]),
         ("postgresql+pg8000://me@db/x", ["not available (No module named 'pg8000')"]),
         ("postgresql+nosuch://me@db/x", ["postgresql+nosuch driver", INSTALLED_DRIVER]),
@@ -409,10 +409,10 @@ DOORS: dict[str, tuple[list[str], Setup, ExitCode, str]] = {
     ),
     "unsupported-backend": (
         ["demo"],
-        lambda *_: "mysql+pymysql://root@127.0.0.1/governance",
+        lambda *_: "mssql+pymssql://root@127.0.0.1/governance",
         ExitCode.CONFIGURATION,
-        "names a mysql database (mysql+pymysql://root@127.0.0.1/governance), which this "
-        "application does not support: point it at one of sqlite, postgresql.",
+        "names a mssql database (mssql+pymssql://root@127.0.0.1/governance), which this "
+        "application does not support: point it at one of sqlite, postgresql, mysql.",
     ),
     "unreachable-server": (
         ["demo"],
