@@ -103,9 +103,13 @@ async def test_count_queries_fixture_counts_on_async_db(
 async def test_count_queries_on_an_async_session_fails_listing_the_statements(
     async_db: AsyncSession,
 ) -> None:
-    with pytest.raises(AssertionError) as failure, harness.count_queries(async_db, 1):
-        await async_create(UserFactory, email="counted@example.com")
-        await async_db.execute(select(User.email))
+    async def insert_then_select() -> None:
+        with harness.count_queries(async_db, 1):
+            await async_create(UserFactory, email="counted@example.com")
+            await async_db.execute(select(User.email))
+
+    with pytest.raises(AssertionError) as failure:
+        await insert_then_select()
     message = str(failure.value)
     assert message.startswith("expected 1 query, ran 2:\n")
     assert "  1. INSERT INTO users" in message
