@@ -15,7 +15,7 @@ other. factory_boy itself stays sync; nothing is written twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 ModelT = TypeVar("ModelT")
 Made = TypeVar("Made")
+Bound = TypeVar("Bound")
 
 _current_session: ContextVar[Session | None] = ContextVar("factory_session", default=None)
 
@@ -48,14 +49,18 @@ def current_session() -> Session:
     return session
 
 
-@contextmanager
-def bind_session(session: Session) -> Iterator[Session]:
+def bind_session(session: Session) -> AbstractContextManager[Session]:
     """Make `session` the factories' session inside the block."""
-    token = _current_session.set(session)
+    return _bound(_current_session, session)
+
+
+@contextmanager
+def _bound(variable: ContextVar[Bound | None], value: Bound) -> Iterator[Bound]:
+    token = variable.set(value)
     try:
-        yield session
+        yield value
     finally:
-        _current_session.reset(token)
+        variable.reset(token)
 
 
 class BaseFactory(SQLAlchemyModelFactory, Generic[ModelT]):
@@ -150,14 +155,9 @@ _current_async_session: ContextVar[AsyncSession | None] = ContextVar(
 )
 
 
-@contextmanager
-def bind_async_session(session: AsyncSession) -> Iterator[AsyncSession]:
+def bind_async_session(session: AsyncSession) -> AbstractContextManager[AsyncSession]:
     """Make `session` the async factories' session inside the block (`async_db`)."""
-    token = _current_async_session.set(session)
-    try:
-        yield session
-    finally:
-        _current_async_session.reset(token)
+    return _bound(_current_async_session, session)
 
 
 def current_async_session() -> AsyncSession:

@@ -26,6 +26,7 @@ from core.database import make_async_engine, make_async_session_factory
 from core.governance import ProposalConflict
 from core.models import AgentProposal, ProposalStatus, User
 from tests.factories import AgentFactory, AgentProposalFactory, UserFactory, async_create
+from tests.integration.races import check_one_decision_won
 
 Decision = Callable[[Session, AgentProposal, User], object]
 SECONDS = 60  # a hung race fails instead of hanging the run
@@ -101,19 +102,8 @@ async def test_of_two_concurrent_async_decisions_exactly_one_wins(
         SECONDS,
     )
 
-    winners = [outcome for outcome in outcomes if isinstance(outcome, str)]
-    losers = [outcome for outcome in outcomes if isinstance(outcome, ProposalConflict)]
-    assert len(winners) == 1, outcomes
-    assert len(losers) == 1, outcomes
-    assert f"proposal {proposal_id} was changed by another session" in str(losers[0])
     final = await reload(engines[1], proposal_id)
-    assert final.version == 2  # one decision written, not two
-    if winners == [alice] or second is approve:
-        assert final.status == ProposalStatus.APPROVED
-        assert final.approved_by == winners[0]
-    else:
-        assert final.status == ProposalStatus.REJECTED
-        assert final.approved_by is None
+    check_one_decision_won(outcomes, final, first=alice, second_approves=second is approve)
 
 
 async def test_an_async_decision_on_a_proposal_loaded_before_anothers_commit_is_refused(

@@ -12,6 +12,8 @@ leaks.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,79 +137,74 @@ def test_commit_integrity_error_and_delete_leave_nothing_behind(pytester: pytest
     assert ran[-1] == "test_a_sync_test_sees_an_empty_database"
 
 
-async def test_async_isolated_session_leaves_no_rows_after_commit(
-    engine: Engine, async_engine: AsyncEngine
-) -> None:
+@asynccontextmanager
+async def isolated(async_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """`async_db`'s recipe, by hand: a connection and an isolated session."""
     async with (
         async_engine.connect() as connection,
         harness.async_isolated_session(connection) as session,
     ):
-        session.add(User(email="committed@example.com"))
-        await session.commit()
-        assert await users(session) == 1
-    assert harness.leftover_rows(engine) == {}
+        yield session
 
 
-async def test_async_isolated_session_leaves_no_rows_after_integrity_error(
-    engine: Engine, async_engine: AsyncEngine
-) -> None:
-    async with (
-        async_engine.connect() as connection,
-        harness.async_isolated_session(connection) as session,
-    ):
-        session.add(User(email="first@example.com"))
-        await session.commit()
-        session.add(User(email="first@example.com"))
-        with pytest.raises(IntegrityError):
-            await session.flush()
-        await session.rollback()
-        assert await users(session) == 1
-    assert harness.leftover_rows(engine) == {}
+async def commit(session: AsyncSession) -> None:
+    session.add(User(email="committed@example.com"))
+    await session.commit()
+    assert await users(session) == 1
 
 
-async def test_async_isolated_session_rolls_back_an_uncommitted_write(
-    engine: Engine, async_engine: AsyncEngine
-) -> None:
-    async with (
-        async_engine.connect() as connection,
-        harness.async_isolated_session(connection) as session,
-    ):
-        session.add(User(email="pending@example.com"))
+async def integrity_error(session: AsyncSession) -> None:
+    session.add(User(email="first@example.com"))
+    await session.commit()
+    session.add(User(email="first@example.com"))
+    with pytest.raises(IntegrityError):
         await session.flush()
+    await session.rollback()
+    assert await users(session) == 1
+
+
+async def uncommitted_write(session: AsyncSession) -> None:
+    session.add(User(email="pending@example.com"))
+    await session.flush()
+
+
+@pytest.mark.parametrize("scenario", [commit, integrity_error, uncommitted_write])
+async def test_async_isolated_session_leaves_no_rows(
+    engine: Engine, async_engine: AsyncEngine, scenario: Callable[[AsyncSession], Awaitable[None]]
+) -> None:
+    async with isolated(async_engine) as session:
+        await scenario(session)
     assert harness.leftover_rows(engine) == {}
 
 
 async def test_a_commit_in_an_async_test_only_releases_a_savepoint(
     engine: Engine, async_engine: AsyncEngine
 ) -> None:
-    statements: list[str] = []
-    real_commits: list[Connection] = []
+    # What reaches the driver, and every real COMMIT SQLAlchemy makes, heard
+    # on the async engine's sync_engine (where its events fire).
+    heard: list[str] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
+    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        heard.append(sql.strip())
 
-    def record_commit(connection: Connection) -> None:
-        real_commits.append(connection)
+    def commit(_connection: Connection) -> None:
+        heard.append("<a real commit>")
 
-    # The async engine's events fire on its sync_engine.
-    listened = async_engine.sync_engine
-    event.listen(listened, "before_cursor_execute", record)
-    event.listen(listened, "commit", record_commit)
+    listeners: list[tuple[str, Any]] = [("before_cursor_execute", statement), ("commit", commit)]
+    for name, listener in listeners:
+        event.listen(async_engine.sync_engine, name, listener)
     try:
-        async with (
-            async_engine.connect() as connection,
-            harness.async_isolated_session(connection) as session,
-        ):
+        async with isolated(async_engine) as session:
             session.add(User(email="released@example.com"))
             await session.commit()
             assert await users(session) == 1
     finally:
-        event.remove(listened, "before_cursor_execute", record)
-        event.remove(listened, "commit", record_commit)
+        for name, listener in listeners:
+            event.remove(async_engine.sync_engine, name, listener)
 
-    assert any(sql.startswith("RELEASE SAVEPOINT") for sql in statements)
-    assert not any(sql.strip().upper().startswith("COMMIT") for sql in statements)
-    assert real_commits == []
+    assert any(sql.startswith("RELEASE SAVEPOINT") for sql in heard)
+    assert "<a real commit>" not in heard
+    assert not [sql for sql in heard if sql.upper().startswith("COMMIT")]
     assert harness.leftover_rows(engine) == {}
 
 
@@ -224,10 +221,7 @@ async def commit_through_the_recipe(async_engine: AsyncEngine) -> int:
     """Run `async_db`'s recipe, commit inside it, count what survived."""
     async with async_engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
-    async with (
-        async_engine.connect() as connection,
-        harness.async_isolated_session(connection) as session,
-    ):
+    async with isolated(async_engine) as session:
         session.add(User(email="leaked@example.com"))
         await session.commit()
     async with AsyncSession(async_engine) as fresh:

@@ -31,21 +31,8 @@ from core.models import (
     WorkflowExecution,
     Workspace,
 )
-from tests import harness
-from tests.factories import (
-    AgentExecutionFactory,
-    AgentFactory,
-    EpisodeAccessLogFactory,
-    EpisodeFactory,
-    EpisodeSegmentFactory,
-    TeamFactory,
-    TeamMessageFactory,
-    UserFactory,
-    WorkflowExecutionFactory,
-    WorkflowStepExecutionFactory,
-    WorkspaceFactory,
-    async_create,
-)
+from tests import factories, harness
+from tests.factories import async_create
 
 
 async def count_rows(session: AsyncSession, model: type[Base], *where: ColumnElement[bool]) -> int:
@@ -68,8 +55,8 @@ def is_utc(value: Any) -> bool:
 
 
 async def test_owner_and_agents_are_two_sides_of_one_key(async_db: AsyncSession) -> None:
-    owner = await async_create(UserFactory)
-    agent = await async_create(AgentFactory, owner=owner)
+    owner = await async_create(factories.UserFactory)
+    agent = await async_create(factories.AgentFactory, owner=owner)
     await async_db.commit()
     async_db.expunge_all()
 
@@ -82,9 +69,11 @@ async def test_owner_and_agents_are_two_sides_of_one_key(async_db: AsyncSession)
 
 
 async def test_an_ordered_collection_is_ordered_by_the_database(async_db: AsyncSession) -> None:
-    run = await async_create(WorkflowExecutionFactory)
+    run = await async_create(factories.WorkflowExecutionFactory)
     for order in (3, 1, 2):
-        await async_create(WorkflowStepExecutionFactory, execution=run, sequence_order=order)
+        await async_create(
+            factories.WorkflowStepExecutionFactory, execution=run, sequence_order=order
+        )
     await async_db.commit()
     async_db.expunge_all()
 
@@ -98,8 +87,8 @@ async def test_an_ordered_collection_is_ordered_by_the_database(async_db: AsyncS
 
 
 async def test_many_to_many_through_awaitable_attrs(async_db: AsyncSession) -> None:
-    ada, bob = await async_create(UserFactory), await async_create(UserFactory)
-    acme = await async_create(WorkspaceFactory)
+    ada, bob = await async_create(factories.UserFactory), await async_create(factories.UserFactory)
+    acme = await async_create(factories.WorkspaceFactory)
     (await ada.awaitable_attrs.workspaces).append(acme)
     (await bob.awaitable_attrs.workspaces).append(acme)
     await async_db.commit()
@@ -117,10 +106,10 @@ async def test_many_to_many_through_awaitable_attrs(async_db: AsyncSession) -> N
 async def test_deleting_a_workspace_deletes_its_teams_and_their_messages(
     async_db: AsyncSession,
 ) -> None:
-    workspace = await async_create(WorkspaceFactory)
-    team = await async_create(TeamFactory, workspace=workspace)
-    await async_create(TeamMessageFactory, team=team)
-    kept = (await async_create(TeamFactory)).id
+    workspace = await async_create(factories.WorkspaceFactory)
+    team = await async_create(factories.TeamFactory, workspace=workspace)
+    await async_create(factories.TeamMessageFactory, team=team)
+    kept = (await async_create(factories.TeamFactory)).id
     await async_db.commit()
     async_db.expire_all()  # the teams are not loaded: the database cascades
 
@@ -135,9 +124,9 @@ async def test_deleting_a_workspace_deletes_its_teams_and_their_messages(
 async def test_deleting_an_episode_deletes_its_segments_and_access_logs(
     async_db: AsyncSession,
 ) -> None:
-    episode = await async_create(EpisodeFactory, completed=True)
-    await async_create(EpisodeAccessLogFactory, episode=episode)
-    other = await async_create(EpisodeSegmentFactory)
+    episode = await async_create(factories.EpisodeFactory, completed=True)
+    await async_create(factories.EpisodeAccessLogFactory, episode=episode)
+    other = await async_create(factories.EpisodeSegmentFactory)
     await async_db.commit()
 
     await async_db.delete(episode)
@@ -150,7 +139,7 @@ async def test_deleting_an_episode_deletes_its_segments_and_access_logs(
 
 
 async def test_an_agent_with_executions_cannot_be_deleted(async_db: AsyncSession) -> None:
-    execution = await async_create(AgentExecutionFactory)
+    execution = await async_create(factories.AgentExecutionFactory)
     agent = execution.agent
     keys = execution.id, agent.id  # the rollback below expires both objects
     await async_db.commit()
@@ -165,9 +154,9 @@ async def test_an_agent_with_executions_cannot_be_deleted(async_db: AsyncSession
 
 
 async def test_deleting_a_user_nulls_the_loaded_references_to_it(async_db: AsyncSession) -> None:
-    owner = await async_create(UserFactory)
-    agent = await async_create(AgentFactory, owner=owner)
-    unrelated = await async_create(AgentFactory, with_owner=True)
+    owner = await async_create(factories.UserFactory)
+    agent = await async_create(factories.AgentFactory, owner=owner)
+    unrelated = await async_create(factories.AgentFactory, with_owner=True)
 
     await async_db.delete(owner)
     await async_db.flush()
@@ -186,8 +175,8 @@ async def test_deleting_a_user_nulls_the_loaded_references_to_it(async_db: Async
 
 
 async def test_json_mutated_in_place_is_persisted(async_db: AsyncSession) -> None:
-    agent = await async_create(AgentFactory)
-    episode = await async_create(EpisodeFactory)
+    agent = await async_create(factories.AgentFactory)
+    episode = await async_create(factories.EpisodeFactory)
     await async_db.commit()
 
     assert agent.configuration is not None
@@ -222,7 +211,7 @@ async def test_created_at_is_readable_right_after_flush_and_utc(async_db: AsyncS
 
 
 async def test_updated_at_is_null_on_insert_and_set_on_update(async_db: AsyncSession) -> None:
-    team = await async_create(TeamFactory)
+    team = await async_create(factories.TeamFactory)
     await async_db.commit()
     assert team.updated_at is None
 
@@ -246,7 +235,7 @@ async def test_the_database_sets_created_at_for_raw_inserts(async_db: AsyncSessi
 
 
 async def test_episode_timestamps_round_trip_as_aware_utc(async_db: AsyncSession) -> None:
-    episode = await async_create(EpisodeFactory, completed=True)
+    episode = await async_create(factories.EpisodeFactory, completed=True)
     await async_db.commit()
     async_db.expunge_all()
 
