@@ -15,7 +15,6 @@ settings), `make_async_session_factory(engine)` and `async_session_scope()`.
 from __future__ import annotations
 
 import enum
-import importlib
 import os
 import re
 import uuid
@@ -515,12 +514,11 @@ def async_url(url: str | URL | None = None, *, driver: str | None = None) -> URL
     converted = parsed.set(drivername=f"{backend}+{driver}")
     try:
         converted.get_dialect(_is_async=True).import_dbapi()
-        importlib.import_module("greenlet")  # SQLAlchemy's asyncio layer runs on it
     except ImportError as error:
         raise DatabaseURLError(
-            f"{setting}: an async engine on {backend}+{driver} needs a package that is "
-            f"not installed ({error}): `make install` installs aiosqlite, asyncpg, "
-            "psycopg and greenlet."
+            f"{setting}: an async engine on {backend}+{driver} needs a driver that is "
+            f"not installed ({error}): `make install` installs aiosqlite, asyncpg and "
+            "psycopg (or pip install the `asyncio` extra, and `postgres` for PostgreSQL)."
         ) from error
     return converted
 

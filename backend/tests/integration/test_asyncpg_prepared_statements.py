@@ -5,7 +5,8 @@ connection (`prepared_statement_cache_size`, 100 by default). DDL run by
 another engine or process (a migration, the harness's sync engine, another
 test) changes what a cached statement returns; its next use fails with
 `InvalidCachedStatementError` ("cached statement plan is invalid"), once,
-after which SQLAlchemy drops its caches. In a test suite that is a failure
+after which SQLAlchemy drops its caches. So does DDL rolled back in the
+pool itself: a statement prepared while the change stood outlives it. In a test suite that is a failure
 in an unrelated test, and only in some orders.
 
 The cures, each shown here on a scratch PostgreSQL database:
@@ -83,6 +84,22 @@ async def test_ddl_from_another_engine_makes_a_cached_statement_fail_once(
     assert await names(cached) == ["Acme"]  # SQLAlchemy dropped its caches after the failure
 
 
+async def test_ddl_rolled_back_in_the_same_pool_leaves_a_stale_statement_behind(
+    cached: AsyncEngine,
+) -> None:
+    # A test that alters a table inside its own transaction, rolled back as
+    # the harness does: the statement it prepared meanwhile was prepared
+    # against a schema that the rollback undid, and the next test fails.
+    async with cached.connect() as connection:
+        transaction = await connection.begin()
+        await connection.exec_driver_sql(DDL)
+        assert list(await connection.scalars(NAMES)) == ["Acme"]
+        await transaction.rollback()
+
+    with pytest.raises(NotSupportedError, match="InvalidCachedStatementError"):
+        await names(cached)
+
+
 async def test_disposing_the_pool_after_ddl_avoids_it(
     ddl_engine: Engine, cached: AsyncEngine
 ) -> None:
@@ -98,9 +115,14 @@ async def test_the_harness_engine_keeps_no_statements_and_never_meets_it(
     ddl_engine: Engine,
 ) -> None:
     async with harness.async_engine_for(ddl_engine, "asyncpg") as engine:
+        async with engine.connect() as connection:  # DDL rolled back in the same pool
+            transaction = await connection.begin()
+            await connection.exec_driver_sql(DDL)
+            assert list(await connection.scalars(NAMES)) == ["Acme"]
+            await transaction.rollback()
         assert await names(engine) == ["Acme"]
 
-        change_the_schema(ddl_engine)
+        change_the_schema(ddl_engine)  # DDL from another engine
 
         assert await names(engine) == ["Acme"]
 
