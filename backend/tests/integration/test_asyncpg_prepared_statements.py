@@ -6,8 +6,8 @@ another engine or process (a migration, the harness's sync engine, another
 test) changes what a cached statement returns; its next use fails with
 `InvalidCachedStatementError` ("cached statement plan is invalid"), once,
 after which SQLAlchemy drops its caches. So does DDL rolled back in the
-pool itself: a statement prepared while the change stood outlives it. In a test suite that is a failure
-in an unrelated test, and only in some orders.
+pool itself: a statement prepared while the change stood outlives it. In a
+test suite that is a failure in an unrelated test, and only in some orders.
 
 The cures, each shown here on a scratch PostgreSQL database:
 - the harness's: no cache (`prepared_statement_cache_size=0`, what
