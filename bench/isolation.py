@@ -11,6 +11,7 @@ row), so the benchmark depends on no test factory.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import tempfile
@@ -18,11 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from bench.schema import Schema
@@ -32,8 +35,13 @@ from core.models import AgentExecution, AgentFeedback, AgentRegistry, User, Work
 from core.schema import Base
 from tests.databases import remove_sqlite_files
 
-# The `db` fixture's own session code, which the harness strategy times.
-from tests.harness import DEFAULT_TEST_DATABASE_URL, isolated_session
+# The `db` and `async_db` fixtures' own code, which the harness strategies time.
+from tests.harness import (
+    DEFAULT_TEST_DATABASE_URL,
+    async_engine_for,
+    async_isolated_session,
+    isolated_session,
+)
 
 RunTest = Callable[[], None]
 StrategyFactory = Callable[[Schema], AbstractContextManager[RunTest]]
@@ -127,6 +135,53 @@ def harness(url: str | URL, schema: Schema) -> Iterator[RunTest]:
 
         yield run_test
         _check_empty(engine, schema)
+
+
+def async_strategy(driver: str, *, isolated: bool) -> SharedDatabaseStrategy:
+    """The async side on `driver`, the same body run through `run_sync`.
+
+    `async_engine` once, on the sync engine's database as the fixture makes
+    it (`async_engine_for`); then per test either the async harness (an
+    `AsyncConnection`, an outer transaction and an `AsyncSession` joined with
+    a savepoint: `async_db`, call for call) or, as its floor, a plain
+    `AsyncSession` that commits. One loop for the whole strategy, as
+    pytest-asyncio's session-scoped loop is for a test run; each test is one
+    `run()` on it, as pytest-asyncio runs an async test.
+    """
+
+    @contextmanager
+    def strategy(url: str | URL, schema: Schema) -> Iterator[RunTest]:
+        with _schema_once(url, schema) as engine, asyncio.Runner() as runner:
+            opened = async_engine_for(engine, driver)
+            async_engine = runner.run(opened.__aenter__())
+
+            async def one_test() -> None:
+                if not isolated:
+                    async with AsyncSession(async_engine) as plain:
+                        await plain.run_sync(test_body)
+                    return
+                async with (
+                    async_engine.connect() as connection,
+                    async_isolated_session(connection) as session,
+                ):
+                    await session.run_sync(test_body)
+
+            try:
+                yield lambda: runner.run(one_test())
+            finally:
+                runner.run(opened.__aexit__(None, None, None))
+            if isolated:
+                _check_empty(engine, schema)
+
+    return strategy
+
+
+def async_strategies(driver: str) -> list[tuple[str, SharedDatabaseStrategy]]:
+    """The async floor and the async harness on `driver`, named for the tables."""
+    return [
+        (f"async floor ({driver})", async_strategy(driver, isolated=False)),
+        (f"async harness ({driver})", async_strategy(driver, isolated=True)),
+    ]
 
 
 @contextmanager
@@ -273,20 +328,23 @@ def sqlite_strategies() -> list[Strategy]:
         Strategy("new temp file + create_all", new_sqlite_file),
         Strategy("new :memory: + create_all", new_sqlite_memory),
         Strategy("DELETE every table", lambda s: delete_all(SQLITE_MEMORY, s)),
+    ] + [
+        Strategy(name, partial(shared, SQLITE_MEMORY))
+        for name, shared in async_strategies("aiosqlite")
     ]
+
+
+def _on_scratch(server: BenchServer, shared: SharedDatabaseStrategy) -> StrategyFactory:
+    return lambda schema: _on_scratch_database(server, shared, schema)
 
 
 def _shared_database_strategies(server: BenchServer) -> list[Strategy]:
     """The strategies that keep one database per strategy on `server`."""
-
-    def scratch(shared: SharedDatabaseStrategy) -> StrategyFactory:
-        return lambda schema: _on_scratch_database(server, shared, schema)
-
     return [
-        Strategy("floor (no isolation)", scratch(floor)),
-        Strategy("harness (savepoint)", scratch(harness)),
-        Strategy("DELETE every table", scratch(delete_all)),
-        Strategy("TRUNCATE every table", scratch(truncate_all)),
+        Strategy("floor (no isolation)", _on_scratch(server, floor)),
+        Strategy("harness (savepoint)", _on_scratch(server, harness)),
+        Strategy("DELETE every table", _on_scratch(server, delete_all)),
+        Strategy("TRUNCATE every table", _on_scratch(server, truncate_all)),
     ]
 
 
@@ -294,6 +352,10 @@ def postgres_strategies(server: BenchServer) -> list[Strategy]:
     return [
         *_shared_database_strategies(server),
         Strategy("clone template database", lambda schema: template_clone(server, schema)),
+    ] + [
+        Strategy(name, _on_scratch(server, shared))
+        for driver in ("psycopg", "asyncpg")
+        for name, shared in async_strategies(driver)
     ]
 
 

@@ -12,6 +12,7 @@ from bench.isolation import Samples
 from bench.set_null import SetNullCost
 from bench.suites import SuiteTime
 from bench.throughput import CHECKED_BULK_PATH, RAW_PATH, Throughput
+from core.database import ASYNC_DRIVERS
 
 FLOOR = "floor (no isolation)"
 HARNESS = "harness (savepoint)"
@@ -127,6 +128,16 @@ def targets(
         found.append(
             Target(f"{backend}: overhead growth, real -> grown schema", growth, limit, "ms", True)
         )
+        # The async harness against the async floor (the same body in a plain
+        # AsyncSession): what isolation costs in async tests, held to the same
+        # limit; the floors' difference is what async itself costs.
+        for driver in ASYNC_DRIVERS.get(backend, ()):  # bench names MariaDB "mariadb": none
+            over = difference(
+                median(backend, f"async harness ({driver})", False),
+                median(backend, f"async floor ({driver})", False),
+            )
+            name = f"{backend}: async harness ({driver}) overhead above async floor"
+            found.append(Target(name, over, limit, "ms", True))
     speedup = ratio(median("sqlite", SEED_STRATEGY, False), median("sqlite", HARNESS, False))
     found.append(
         Target("sqlite: harness speed-up over temp file + create_all", speedup, 20, "x", False)

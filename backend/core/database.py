@@ -8,6 +8,10 @@ like a real transactional database (foreign keys, SAVEPOINT, WAL); MariaDB
 (and MySQL) the ones that make it refuse, store and compare what the other
 two do (strict SQL mode, utf8mb4 with a binary collation, UTC, microsecond
 timestamps). PostgreSQL is left as it is.
+
+Async callers have the same from one setting: `make_async_engine(url)`
+(`DATABASE_URL` turned into its asyncio driver, SQLite with the same
+settings), `make_async_session_factory(engine)` and `async_session_scope()`.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
@@ -31,12 +35,20 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import URL, ExceptionContext, RootTransaction, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, MissingGreenlet, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.compiler import DDLCompiler
+from sqlalchemy.util.concurrency import in_greenlet
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_PATH = PROJECT_ROOT / "var" / "agent_governance.db"
@@ -186,11 +198,31 @@ def make_engine(
     (as on the other backends), not the driver's `OperationalError`.
     """
     url = make_url(url if url is not None else database_url())
+    return _configured_engine(create_engine, _itself, url, sqlite_begin, kwargs)
+
+
+AnyEngine = TypeVar("AnyEngine", Engine, AsyncEngine)
+
+
+def _itself(engine: Engine) -> Engine:
+    return engine
+
+
+def _configured_engine(
+    create: Callable[..., AnyEngine],
+    sync_engine_of: Callable[[AnyEngine], Engine],
+    url: URL,
+    sqlite_begin: str | None,
+    kwargs: dict[str, Any],
+) -> AnyEngine:
+    """`create(url, **kwargs)` with the project's settings: one code path for
+    the sync and the async engine. `sync_engine_of` gives the `Engine` whose
+    events configure the connections (an `AsyncEngine`'s `sync_engine`)."""
     if url.get_backend_name() == "mysql":
-        return _make_mysql_engine(url, **kwargs)
+        return _make_mysql_engine(create, sync_engine_of, url, kwargs)
     if url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(url, **kwargs)
+        return create(url, **kwargs)
 
     memory = is_memory_sqlite(url)
     if sqlite_begin is None:
@@ -203,8 +235,8 @@ def make_engine(
         file = sqlite_file(url)
         assert file is not None  # on SQLite, only an in-memory URL names no file
         file.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, **kwargs)
-    _install_sqlite_pragmas(engine, file_database=not memory, begin=begin)
+    engine = create(url, **kwargs)
+    _install_sqlite_pragmas(sync_engine_of(engine), file_database=not memory, begin=begin)
     return engine
 
 
@@ -222,6 +254,11 @@ def _install_sqlite_pragmas(engine: Engine, *, file_database: bool, begin: str) 
     # first connection for the engine's whole life.
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # On an async engine (aiosqlite) `dbapi_connection` is SQLAlchemy's
+        # adapter, not a sqlite3 connection: the sqlite3 connection belongs to
+        # aiosqlite's worker thread. The adapter's `isolation_level` setter
+        # and its cursors run each call there, so the same lines serve both
+        # engines; never reach past the adapter to the sqlite3 connection.
         # Stop the sqlite3 driver from issuing its own BEGIN/COMMIT, so that
         # SQLAlchemy's transaction (and SAVEPOINT inside it) is the real one.
         dbapi_connection.isolation_level = None
@@ -300,12 +337,18 @@ def mysql_collation(dialect: Dialect) -> str:
     return MARIADB_COLLATION if getattr(dialect, "is_mariadb", False) else MYSQL_COLLATION
 
 
-def _make_mysql_engine(url: URL, **kwargs: Any) -> Engine:
+def _make_mysql_engine(
+    create: Callable[..., AnyEngine],
+    sync_engine_of: Callable[[AnyEngine], Engine],
+    url: URL,
+    kwargs: dict[str, Any],
+) -> AnyEngine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("isolation_level", MYSQL_ISOLATION_LEVEL)
     # The driver's own character set, for what it encodes and decodes.
     kwargs["connect_args"] = {"charset": MYSQL_CHARSET, **kwargs.get("connect_args", {})}
-    engine = create_engine(url, **kwargs)
+    created = create(url, **kwargs)
+    engine = sync_engine_of(created)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -334,7 +377,7 @@ def _make_mysql_engine(url: URL, **kwargs: Any) -> Engine:
             return IntegrityError(context.statement, context.parameters, error)
         return None
 
-    return engine
+    return created
 
 
 @compiles(CreateTable, "mysql")
@@ -516,3 +559,182 @@ def _mysql_startup_lock(connection: Connection) -> Iterator[None]:
             # A connection that cannot release it is broken: closing it
             # releases the lock, and the block's own outcome stands.
             connection.invalidate()
+
+
+# --------------------------------------------------------------------------
+# Async engines and sessions
+# --------------------------------------------------------------------------
+
+# The asyncio drivers of each backend, its default first. A URL spelled with
+# a sync driver (`DATABASE_URL` as the command line reads it) gets the
+# default; one that already names one of these keeps it. psycopg 3 is one
+# driver with both modes: `postgresql+psycopg` serves the sync engine and,
+# through `create_async_engine`, the async one.
+ASYNC_DRIVERS: dict[str, tuple[str, ...]] = {
+    "sqlite": ("aiosqlite",),
+    "postgresql": ("psycopg", "asyncpg"),
+    "mysql": ("aiomysql",),
+}
+
+
+def async_url(url: str | URL | None = None, *, driver: str | None = None) -> URL:
+    """`url` (default: `database_url()`) spelled with an asyncio driver.
+
+    `sqlite:///app.db` becomes `sqlite+aiosqlite:///app.db` and
+    `postgresql+psycopg://...` stays itself (psycopg's async mode); a URL
+    that already names an async driver is kept. `driver="asyncpg"` asks for
+    another of the backend's `ASYNC_DRIVERS`. A bad URL, an unknown driver
+    or one that is not installed raises `DatabaseURLError` naming the
+    setting and what would do.
+    """
+    setting = DATABASE_URL_ENV if url is None else "the database URL"
+    parsed = checked_url(url if url is not None else database_url(), setting)
+    backend, own = parsed.get_backend_name(), parsed.get_driver_name()
+    drivers = ASYNC_DRIVERS.get(backend, ())
+    if driver is None:
+        keep = own in drivers or parsed.get_dialect().is_async
+        driver = own if keep else next(iter(drivers), "")
+    elif driver not in drivers:
+        raise DatabaseURLError(
+            f"{driver!r} is no asyncio driver for {backend}: choose one of "
+            f"{', '.join(drivers) or 'none (no asyncio driver is known for it)'}."
+        )
+    if not driver:
+        raise DatabaseURLError(f"{setting}: no asyncio driver is known for {backend}.")
+    converted = parsed.set(drivername=f"{backend}+{driver}")
+    try:
+        converted.get_dialect(_is_async=True).import_dbapi()
+    except ImportError as error:
+        raise DatabaseURLError(
+            f"{setting}: an async engine on {backend}+{driver} needs a driver that is "
+            f"not installed ({error}): `make install` installs aiosqlite, asyncpg, "
+            "psycopg and aiomysql (or pip install the `asyncio` extra, with `postgres` "
+            "or `mysql` for those servers)."
+        ) from error
+    return converted
+
+
+def make_async_engine(
+    url: str | URL | None = None,
+    *,
+    driver: str | None = None,
+    sqlite_begin: str | None = None,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """An `AsyncEngine` for `url` (default: `database_url()`), through
+    `async_url` (`driver` picks an asyncio driver other than the default).
+
+    SQLite gets exactly `make_engine`'s settings, installed by the same code
+    on the async engine's `sync_engine`: foreign keys, busy timeout, WAL for
+    files, and the BEGIN fix, which aiosqlite needs as much as sqlite3 (it
+    wraps it): without it a session's SAVEPOINT is the outermost transaction
+    and releasing it commits. Files begin IMMEDIATE, as `sqlite_begin` says.
+
+    On asyncpg SQLAlchemy caches each connection's prepared statements;
+    DDL that another process or engine runs (a migration) can leave them
+    stale, and the first use of one then fails once with
+    `InvalidCachedStatementError`. Run migrations before the engine starts,
+    or `await engine.dispose()` after one; `connect_args=
+    {"prepared_statement_cache_size": 0}` turns the cache off (the test
+    harness does, see README "Async").
+    """
+    return _configured_engine(
+        create_async_engine, _sync_engine, async_url(url, driver=driver), sqlite_begin, kwargs
+    )
+
+
+def _sync_engine(engine: AsyncEngine) -> Engine:
+    return engine.sync_engine
+
+
+class ImplicitLoadError(MissingGreenlet):
+    """Async code touched an attribute whose value needs a query: a
+    relationship not loaded yet, or a column expired (by a commit or a
+    rollback) or deferred. The message names it and how to load it."""
+
+
+class AsyncBackedSession(Session):
+    """The sync `Session` inside every `AsyncSession` this module makes.
+
+    Reading an unloaded attribute from async code would run a query where
+    no `await` can: SQLAlchemy's answer is a bare `MissingGreenlet`
+    ("greenlet_spawn has not been called"). This class turns it into an
+    `ImplicitLoadError` naming the attribute and the eager load to use,
+    raised before any SQL (a `do_orm_execute` hook, which runs before the
+    autoflush too). Inside `await session.run_sync(fn)`, `await
+    session.execute(...)` and `awaitable_attrs` loads run as usual.
+    """
+
+
+@event.listens_for(AsyncBackedSession, "do_orm_execute")
+def _refuse_implicit_load(state: ORMExecuteState) -> None:
+    if in_greenlet():  # under an await: SQLAlchemy can run the query
+        return
+    if state.is_relationship_load:
+        path = state.loader_strategy_path
+        attribute = str(getattr(path, "prop", "a relationship"))
+        owner, _, name = attribute.partition(".")
+        raise ImplicitLoadError(
+            f"{attribute} is not loaded, and loading it needs a query, which async code "
+            f"cannot run on attribute access. Load it with the query: "
+            f".options(selectinload({attribute})), or await it: "
+            f"await {owner.lower() or 'obj'}.awaitable_attrs.{name or 'attribute'}."
+        )
+    # The object a column load refreshes: SQLAlchemy keeps it in the load options.
+    target = state.load_options._refresh_state if state.is_column_load else None
+    if target is not None:
+        columns = sorted(set(target.mapper.column_attrs.keys()) & target.unloaded)
+        shown = ", ".join(columns[:4]) + (", ..." if len(columns) > 4 else "")
+        key = ", ".join(map(str, target.identity or ("(pending)",)))
+        raise ImplicitLoadError(
+            f"{target.class_.__name__} {key} has expired or deferred "
+            f"attributes ({shown}), and loading them needs a query, which async code "
+            "cannot run on attribute access. A commit or rollback expires every loaded "
+            "object (make_async_session_factory keeps them after commit: "
+            "expire_on_commit=False). Reload with `await session.refresh(obj)`, or read "
+            f"one with `await obj.awaitable_attrs.{columns[0] if columns else 'name'}`."
+        )
+    raise ImplicitLoadError(
+        "A query ran on the sync session of an AsyncSession outside `await`: use "
+        "`await session.execute(...)`, or run sync code with `await session.run_sync(fn)`."
+    )
+
+
+# The session settings async code needs, shared by `make_async_session_factory`
+# and the test harness's `async_db`: attributes stay loaded after commit (a
+# reload would be implicit IO), and an implicit load fails readably.
+ASYNC_SESSION_OPTIONS: dict[str, Any] = {
+    "expire_on_commit": False,
+    "sync_session_class": AsyncBackedSession,
+}
+
+
+def make_async_session_factory(
+    bind: AsyncEngine | AsyncConnection, **kwargs: Any
+) -> async_sessionmaker[AsyncSession]:
+    """An `async_sessionmaker` bound to `bind`, with `ASYNC_SESSION_OPTIONS`;
+    keyword arguments override them or go to `async_sessionmaker`."""
+    return async_sessionmaker(bind=bind, **{**ASYNC_SESSION_OPTIONS, **kwargs})
+
+
+@asynccontextmanager
+async def async_session_scope(
+    session_factory: async_sessionmaker[AsyncSession] | None = None,
+) -> AsyncIterator[AsyncSession]:
+    """One async unit of work: commit on success, roll back on error, always
+    close. Without a factory, a throwaway engine on `database_url()` (its
+    asyncio driver) is used and disposed of afterwards.
+
+    The governance rules are sync functions; run them inside with
+    `await session.run_sync(route_trigger, agent, ...)`.
+    """
+    engine = None
+    if session_factory is None:
+        engine = make_async_engine()
+        session_factory = make_async_session_factory(engine)
+    try:
+        async with session_factory() as session, session.begin():
+            yield session
+    finally:
+        if engine is not None:
+            await engine.dispose()

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.mysql import DATETIME as MYSQL_DATETIME
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.orm import DeclarativeBase, MappedColumn, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -125,8 +126,12 @@ def json_type() -> TypeEngine[Any]:
     return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
-class Base(DeclarativeBase):
-    """Declarative base of every model: one metadata, one naming convention."""
+class Base(AsyncAttrs, DeclarativeBase):
+    """Declarative base of every model: one metadata, one naming convention.
+
+    `AsyncAttrs` gives every model `awaitable_attrs`: async code loads a
+    relationship or an expired column with `await agent.awaitable_attrs.executions`.
+    """
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {

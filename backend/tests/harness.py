@@ -18,21 +18,29 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from inspect import signature
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import aiosqlite
 import pytest
 from hypothesis import HealthCheck, is_hypothesis_test, settings
 from sqlalchemy import Connection, Engine, event, func, inspect, select
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from core.database import (
+    ASYNC_DRIVERS,
+    async_url,
     database_url,
+    is_memory_sqlite,
+    make_async_engine,
+    make_async_session_factory,
     make_engine,
 )
 from core.schema import Base
@@ -198,14 +206,18 @@ class QueryLog:
 
 @contextmanager
 def count_queries(
-    bind: Connection | Engine | Session, expected: int | None = None
+    bind: Connection | Engine | Session | AsyncConnection | AsyncEngine | AsyncSession,
+    expected: int | None = None,
 ) -> Iterator[QueryLog]:
     """Record the statements run inside the block; assert their number if given.
 
     with count_queries(db, 2) as log:
         ...
+
+    An async test counts the same way, awaiting inside a plain `with`:
+    `with count_queries(async_db, 2): await async_db.execute(...)`.
     """
-    target: Any = bind.connection() if isinstance(bind, Session) else bind
+    target = _statements_of(bind)
     log = QueryLog()
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -222,6 +234,30 @@ def count_queries(
             f"expected {expected} quer{'y' if expected == 1 else 'ies'}, "
             f"ran {len(log)}:\n{log.describe()}"
         )
+
+
+def _statements_of(
+    bind: Connection | Engine | Session | AsyncConnection | AsyncEngine | AsyncSession,
+) -> Connection | Engine:
+    """Where `bind`'s statements can be heard: a session's connection, an
+    async object's sync counterpart (the one SQLAlchemy's events fire on)."""
+    if isinstance(bind, AsyncSession):
+        # Asking an AsyncSession for its connection takes an `await`; one
+        # bound to a connection, like `async_db`, has it as its bind.
+        connection = bind.sync_session.bind
+        if not isinstance(connection, Connection):
+            raise TypeError(
+                "count_queries needs an AsyncSession bound to a connection, like "
+                "`async_db`; for another, pass `await session.connection()`."
+            )
+        return connection
+    if isinstance(bind, AsyncConnection):
+        if bind.sync_connection is None:
+            raise TypeError("count_queries needs a started AsyncConnection (`await` it first)")
+        return bind.sync_connection
+    if isinstance(bind, AsyncEngine):
+        return bind.sync_engine
+    return bind.connection() if isinstance(bind, Session) else bind
 
 
 QueryCounter = Callable[..., AbstractContextManager[QueryLog]]
@@ -332,3 +368,118 @@ def engine_for_run(tag: str, configured: str | None = None) -> Iterator[Engine]:
             yield engine
         finally:
             engine.dispose()
+
+
+# --------------------------------------------------------------------------
+# Async: the same isolation for an AsyncSession
+# --------------------------------------------------------------------------
+
+
+def _import_async_drivers() -> None:
+    """Import every asyncio driver once, in the run that imports the harness.
+
+    pytester's in-process runs forget the modules first imported inside
+    them; a driver first used by such a run would be imported a second
+    time afterwards, and asyncpg's compiled protocol, loaded twice, crashes
+    the interpreter (a segmentation fault at its next connection).
+    """
+    for backend, drivers in ASYNC_DRIVERS.items():
+        for driver in drivers:
+            with suppress(ImportError):  # a driver not installed is never used
+                URL.create(f"{backend}+{driver}").get_dialect(_is_async=True).import_dbapi()
+
+
+_import_async_drivers()
+
+
+def async_drivers(url: str | URL) -> tuple[str, ...]:
+    """The asyncio drivers the async fixtures run on for a suite on `url`:
+    each of the backend's `ASYNC_DRIVERS` (on PostgreSQL psycopg's async
+    mode and asyncpg), each a parameter of the `async_engine` fixture."""
+    return ASYNC_DRIVERS.get(make_url(url).get_backend_name(), ())
+
+
+@asynccontextmanager
+async def async_engine_for(engine: Engine, driver: str) -> AsyncIterator[AsyncEngine]:
+    """An `AsyncEngine` on the database `engine` uses (the run's own, its
+    schema already built), through `driver`; disposed of afterwards.
+
+    - In memory the database lives in the sync engine's one connection, so
+      the async engine drives that very connection, through aiosqlite's
+      worker thread: the sync engine, and with it `--check-isolation`, sees
+      exactly what async tests leave. A test takes `db` or `async_db`, never
+      both (two transactions on one connection, see `async_db`).
+    - asyncpg keeps no prepared statements (`prepared_statement_cache_size=0`):
+      a statement a test prepared would go stale when a later test, or the
+      sync engine, changes the schema it reads (`InvalidCachedStatementError`
+      in an unrelated test, in one order only); see README "Async".
+    """
+    url = async_url(engine.url, driver=driver)
+    refuse_development_database(url.render_as_string(hide_password=False))
+    options: dict[str, Any] = {}
+    if is_memory_sqlite(url):
+        options["async_creator"] = _lend_memory_connection(engine)
+    elif driver == "asyncpg":
+        options["connect_args"] = {"prepared_statement_cache_size": 0}
+    async_engine = make_async_engine(url, **options)
+    try:
+        yield async_engine
+    finally:
+        await async_engine.dispose()
+
+
+class _LentConnection:
+    """A sqlite3 connection lent to aiosqlite: every attribute is the
+    connection's own, except `close()`, which is left to its owner."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        object.__setattr__(self, "_connection", connection)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # aiosqlite's adapter sets `isolation_level` on it (the BEGIN fix).
+        setattr(self._connection, name, value)
+
+    def close(self) -> None:
+        """Kept open: it is the sync engine's, and closing it would drop the
+        in-memory database under the sync engine."""
+
+
+def _lend_memory_connection(engine: Engine) -> Callable[[], aiosqlite.Connection]:
+    """`async_creator` for an in-memory database: aiosqlite around the one
+    sqlite3 connection of `engine` (a StaticPool, made thread-agnostic by
+    `make_engine`'s `check_same_thread=False`)."""
+    with engine.connect() as connection:
+        driver_connection = connection.connection.driver_connection
+    if not isinstance(driver_connection, sqlite3.Connection):
+        raise TypeError(f"expected the sqlite3 connection of {engine.url}")
+    lent = cast(sqlite3.Connection, _LentConnection(driver_connection))
+
+    def connect() -> aiosqlite.Connection:
+        wrapper = aiosqlite.Connection(lambda: lent, iter_chunk_size=64)
+        # As SQLAlchemy's own aiosqlite connect does: a worker thread left
+        # running must not keep the interpreter alive.
+        wrapper._thread.daemon = True
+        return wrapper
+
+    return connect
+
+
+@asynccontextmanager
+async def async_isolated_session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """`isolated_session` for async code: an `AsyncSession` with the
+    application's settings (`make_async_session_factory`) whose every write
+    is undone when the block ends. Its `commit()` and `rollback()` only
+    release or roll back a SAVEPOINT of the outer transaction."""
+    outer = await connection.begin()
+    sessions = make_async_session_factory(connection, join_transaction_mode="create_savepoint")
+    try:
+        # Closed first (by `async with`), so its savepoints end before the
+        # outer transaction is rolled back.
+        async with sessions() as session:
+            yield session
+    finally:
+        if outer.is_active:
+            await outer.rollback()

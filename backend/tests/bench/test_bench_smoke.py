@@ -27,6 +27,8 @@ TINY = [
 SQLITE_STRATEGIES = {
     "floor (no isolation)",
     "harness (savepoint)",
+    "async floor (aiosqlite)",
+    "async harness (aiosqlite)",
     "new temp file + create_all",
     "new :memory: + create_all",
     "DELETE every table",
@@ -34,6 +36,10 @@ SQLITE_STRATEGIES = {
 POSTGRES_STRATEGIES = {
     "floor (no isolation)",
     "harness (savepoint)",
+    "async floor (psycopg)",
+    "async harness (psycopg)",
+    "async floor (asyncpg)",
+    "async harness (asyncpg)",
     "DELETE every table",
     "TRUNCATE every table",
     "clone template database",
@@ -118,6 +124,7 @@ def test_quick_run_reports_every_sqlite_row_and_skips_absent_servers(tmp_path: P
     assert "delete 10 users with 400 objects loaded" in stdout
     verdicts = {t["name"]: t["met"] for t in document["targets"]}
     assert verdicts["sqlite: harness overhead above floor"] in (True, False)
+    assert verdicts["sqlite: async harness (aiosqlite) overhead above async floor"] in (True, False)
     assert verdicts["postgresql: harness overhead above floor"] is None  # not measured
     assert verdicts["sqlite: SET NULL hook / no hook, large delete"] in (True, False)
     assert verdicts["sqlite: checked bulk path >= 70% of raw"] in (True, False)

@@ -2,11 +2,20 @@
 
 `XFactory(_session=db, **fields)` creates and flushes into `db`; without
 `_session`, the session the `db` fixture bound for the current test is used.
-No factory commits.
+No factory commits. Async tests: `await async_create(XFactory, **fields)`
+writes to `async_db` (or `_session=`).
 """
 
 from tests.factories.agent import AgentExecutionFactory, AgentFactory
-from tests.factories.base import BaseFactory, bind_session, current_session
+from tests.factories.base import (
+    BaseFactory,
+    async_create,
+    async_create_batch,
+    bind_async_session,
+    bind_session,
+    current_async_session,
+    current_session,
+)
 from tests.factories.canvas import CanvasAuditFactory
 from tests.factories.episode import (
     EpisodeAccessLogFactory,
@@ -55,6 +64,10 @@ __all__ = [
     "WorkflowExecutionFactory",
     "WorkflowStepExecutionFactory",
     "WorkspaceFactory",
+    "async_create",
+    "async_create_batch",
+    "bind_async_session",
     "bind_session",
+    "current_async_session",
     "current_session",
 ]

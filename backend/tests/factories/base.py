@@ -9,12 +9,17 @@ task-safe.
 A factory call flushes once, when the outermost call is done: the parents it
 creates for itself (SubFactory, RelatedFactory) are added to the session and
 written by that one flush, not by one flush each.
+
+Async tests create rows with `await async_create(XFactory, **fields)` (and
+`async_create_batch`): the factory runs inside `AsyncSession.run_sync`, on
+the async session's own sync session, so its flush is awaited like any
+other. factory_boy itself stays sync; nothing is written twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -24,9 +29,12 @@ from factory.alchemy import SQLAlchemyModelFactory
 from factory.builder import Resolver
 from factory.enums import CREATE_STRATEGY
 from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 ModelT = TypeVar("ModelT")
+Made = TypeVar("Made")
+Bound = TypeVar("Bound")
 
 _current_session: ContextVar[Session | None] = ContextVar("factory_session", default=None)
 # True inside a factory call: nested calls (the parents it creates) add, the
@@ -37,6 +45,12 @@ _inside_factory_call: ContextVar[bool] = ContextVar("inside_factory_call", defau
 def current_session() -> Session:
     """The session factories write to; a clear error when there is none."""
     session = _current_session.get()
+    if session is None and _current_async_session.get() is not None:
+        raise RuntimeError(
+            "This test's session is an AsyncSession (`async_db`), and a factory "
+            "flushes, which async code must await: create rows with "
+            "`await async_create(XFactory, **fields)` (tests.factories)."
+        )
     if session is None:
         raise RuntimeError(
             "No session for factories: request the `db` fixture in this test, "
@@ -45,14 +59,18 @@ def current_session() -> Session:
     return session
 
 
-@contextmanager
-def bind_session(session: Session) -> Iterator[Session]:
+def bind_session(session: Session) -> AbstractContextManager[Session]:
     """Make `session` the factories' session inside the block."""
-    token = _current_session.set(session)
+    return _bound(_current_session, session)
+
+
+@contextmanager
+def _bound(variable: ContextVar[Bound | None], value: Bound) -> Iterator[Bound]:
+    token = variable.set(value)
     try:
-        yield session
+        yield value
     finally:
-        _current_session.reset(token)
+        variable.reset(token)
 
 
 class BaseFactory(SQLAlchemyModelFactory, Generic[ModelT]):
@@ -176,3 +194,61 @@ def _answer_unknown_parameters_cheaply() -> None:
 
 
 _answer_unknown_parameters_cheaply()
+# --------------------------------------------------------------------------
+# Async tests
+# --------------------------------------------------------------------------
+
+_current_async_session: ContextVar[AsyncSession | None] = ContextVar(
+    "factory_async_session", default=None
+)
+
+
+def bind_async_session(session: AsyncSession) -> AbstractContextManager[AsyncSession]:
+    """Make `session` the async factories' session inside the block (`async_db`)."""
+    return _bound(_current_async_session, session)
+
+
+def current_async_session() -> AsyncSession:
+    """The session `async_create` writes to; a clear error when there is none."""
+    session = _current_async_session.get()
+    if session is None:
+        raise RuntimeError(
+            "No async session for factories: request the `async_db` fixture in this "
+            "test, or pass `_session=<AsyncSession>` to async_create."
+        )
+    return session
+
+
+async def async_create(
+    factory_class: type[BaseFactory[ModelT]],
+    /,
+    *,
+    _session: AsyncSession | None = None,
+    **fields: Any,
+) -> ModelT:
+    """`factory_class(**fields)` from async code, flushed into `_session` (by
+    default the one `async_db` bound): `await async_create(AgentFactory, name="x")`.
+
+    Parents, traits and sequences behave exactly as in a sync test.
+    """
+    return await _in_run_sync(_session, lambda sync: factory_class(_session=sync, **fields))
+
+
+async def async_create_batch(
+    factory_class: type[BaseFactory[ModelT]],
+    size: int,
+    /,
+    *,
+    _session: AsyncSession | None = None,
+    **fields: Any,
+) -> list[ModelT]:
+    """`factory_class.create_batch(size, **fields)` from async code; see `async_create`."""
+    return await _in_run_sync(
+        _session, lambda sync: list(factory_class.create_batch(size, _session=sync, **fields))
+    )
+
+
+async def _in_run_sync(session: AsyncSession | None, call: Callable[[Session], Made]) -> Made:
+    # run_sync hands `call` the AsyncSession's own sync Session, inside the
+    # greenlet where its flush can await the driver.
+    return await (session or current_async_session()).run_sync(call)

@@ -26,7 +26,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.database import SQLITE_BEGIN
-from core.governance import GovernanceError, run_unit_of_work
+from core.governance import GovernanceError, ProposalConflict, run_unit_of_work
+from core.models import AgentProposal, ProposalStatus
 
 # Threads per race (the brief asks for at least 10).
 THREADS = 12
@@ -130,3 +131,27 @@ def errors(outcomes: Sequence[Outcome]) -> str:
     """The errors the threads met, counted by class: `11 InvalidTransition`."""
     counted = Counter(type(o.error).__name__ for o in outcomes if o.error is not None)
     return ", ".join(f"{count} {name}" for name, count in sorted(counted.items())) or "none"
+
+
+def check_one_decision_won(
+    outcomes: Sequence[str | ProposalConflict],
+    final: AgentProposal,
+    *,
+    first: str,
+    second_approves: bool,
+) -> None:
+    """Two deciders raced on one proposal (`first` approving, the other
+    approving or rejecting), each outcome a winner's user id or the loser's
+    conflict: exactly one decision was written, the winner's."""
+    winners = [outcome for outcome in outcomes if isinstance(outcome, str)]
+    losers = [outcome for outcome in outcomes if isinstance(outcome, ProposalConflict)]
+    assert len(winners) == 1, outcomes
+    assert len(losers) == 1, outcomes
+    assert f"proposal {final.id} was changed by another session" in str(losers[0])
+    assert final.version == 2  # one decision written, not two
+    if winners == [first] or second_approves:
+        assert final.status == ProposalStatus.APPROVED
+        assert final.approved_by == winners[0]
+    else:
+        assert final.status == ProposalStatus.REJECTED
+        assert final.approved_by is None

@@ -28,6 +28,7 @@ from core.database import make_engine
 from core.governance import ProposalConflict
 from core.models import AgentProposal, ProposalStatus, User
 from tests.factories import AgentFactory, AgentProposalFactory, UserFactory
+from tests.integration.races import check_one_decision_won
 
 Decision = Callable[[Session, AgentProposal, User], object]
 
@@ -101,19 +102,8 @@ def test_of_two_concurrent_decisions_exactly_one_wins(
 
     outcomes = _decide_in_threads(engines, proposal_id, [(alice, approve), (bob, second)])
 
-    winners = [outcome for outcome in outcomes if isinstance(outcome, str)]
-    losers = [outcome for outcome in outcomes if isinstance(outcome, ProposalConflict)]
-    assert len(winners) == 1, outcomes
-    assert len(losers) == 1, outcomes
-    assert f"proposal {proposal_id} was changed by another session" in str(losers[0])
     final = _reload(engines[1], proposal_id)
-    assert final.version == 2  # one decision written, not two
-    if winners == [alice] or second is approve:
-        assert final.status == ProposalStatus.APPROVED
-        assert final.approved_by == winners[0]
-    else:
-        assert final.status == ProposalStatus.REJECTED
-        assert final.approved_by is None
+    check_one_decision_won(outcomes, final, first=alice, second_approves=second is approve)
 
 
 def test_a_decision_on_a_proposal_loaded_before_anothers_commit_is_refused(

@@ -35,7 +35,15 @@ def _users(session: Session) -> int:
 # the last one written.
 INNER_PLUGINS_OFF = [
     f"-pno:{name}"
-    for name in ("randomly", "hypothesispytest", "xdist", "xdist.looponfail", "faker", "pytest_cov")
+    for name in (
+        "randomly",
+        "hypothesispytest",
+        "xdist",
+        "xdist.looponfail",
+        "faker",
+        "pytest_cov",
+        "asyncio",
+    )
 ]
 
 
