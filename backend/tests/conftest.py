@@ -8,7 +8,7 @@ Fixtures:
 - `db`: a Session inside a transaction that is rolled back after the test,
   whatever the test did (commit, rollback, IntegrityError, delete). The
   factories write to it unless given another session.
-- `count_queries`: assert how many statements a block runs.
+- `count_queries`: assert how many statements a block runs (exactly, or `max=`).
 
 `--check-isolation` fails any test after which a table still holds rows.
 """
@@ -79,10 +79,13 @@ def db(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def count_queries(db: Session) -> Callable[..., AbstractContextManager[harness.QueryLog]]:
-    """`with count_queries(2): ...` asserts the block ran exactly two statements."""
+    """`with count_queries(2): ...` asserts the block ran exactly two statements,
+    `with count_queries(max=2): ...` at most two."""
 
-    def counter(expected: int | None = None) -> AbstractContextManager[harness.QueryLog]:
-        return harness.count_queries(db, expected)
+    def counter(
+        expected: int | None = None, *, max: int | None = None
+    ) -> AbstractContextManager[harness.QueryLog]:
+        return harness.count_queries(db, expected, max=max)
 
     return counter
 

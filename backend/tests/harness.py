@@ -167,13 +167,25 @@ class QueryLog:
 
 @contextmanager
 def count_queries(
-    bind: Connection | Engine | Session, expected: int | None = None
+    bind: Connection | Engine | Session,
+    expected: int | None = None,
+    *,
+    max: int | None = None,  # shadows the builtin: the name pytest-django users know
 ) -> Iterator[QueryLog]:
     """Record the statements run inside the block; assert their number if given.
 
+    `expected` is the exact count (Django's `assertNumQueries`, Rails'
+    `assert_queries_count`), `max` a budget the block may stay under
+    (pytest-django's `django_assert_max_num_queries`). A failure lists the
+    statements the block ran.
+
     with count_queries(db, 2) as log:
         ...
+    with count_queries(db, max=3):
+        ...
     """
+    if expected is not None and max is not None:
+        raise TypeError("count_queries takes an exact count or a max, not both")
     target: Any = bind.connection() if isinstance(bind, Session) else bind
     log = QueryLog()
 
@@ -187,10 +199,13 @@ def count_queries(
     finally:
         event.remove(target, "before_cursor_execute", record)
     if expected is not None and len(log) != expected:
-        raise AssertionError(
-            f"expected {expected} quer{'y' if expected == 1 else 'ies'}, "
-            f"ran {len(log)}:\n{log.describe()}"
-        )
+        raise AssertionError(f"expected {_queries(expected)}, ran {len(log)}:\n{log.describe()}")
+    if max is not None and len(log) > max:
+        raise AssertionError(f"expected at most {_queries(max)}, ran {len(log)}:\n{log.describe()}")
+
+
+def _queries(count: int) -> str:
+    return f"{count} quer{'y' if count == 1 else 'ies'}"
 
 
 QueryCounter = Callable[..., AbstractContextManager[QueryLog]]
