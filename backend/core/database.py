@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -338,10 +339,13 @@ def session_scope(
 ) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error, always close.
 
-    Without a factory, a throwaway engine on `database_url()` is used and
-    disposed of afterwards.
+    Without a factory, the one `use_session_factory` set for this context is
+    used; without that, a throwaway engine on `database_url()`, disposed of
+    afterwards.
     """
     engine = None
+    if session_factory is None:
+        session_factory = _context_session_factory.get()
     if session_factory is None:
         engine = make_engine()
         session_factory = make_session_factory(engine)
@@ -356,6 +360,34 @@ def session_scope(
     finally:
         if engine is not None:
             engine.dispose()
+
+
+# --------------------------------------------------------------------------
+# Pointing the default unit of work elsewhere (tests, tenants)
+# --------------------------------------------------------------------------
+
+_context_session_factory: ContextVar[sessionmaker[Session] | None] = ContextVar(
+    "session_factory", default=None
+)
+
+
+@contextmanager
+def use_session_factory(session_factory: sessionmaker[Session]) -> Iterator[sessionmaker[Session]]:
+    """Inside the block, `session_scope()` without a factory uses `session_factory`.
+
+    The seam that points code which opens its own unit of work at another
+    database without patching anything: the test harness's
+    `transactional_db` fixture points it at the run's own database. A
+    context variable, so it holds in this thread (or asyncio task) and in
+    what it calls; a thread started inside the block begins without it
+    (Python threads start with an empty context): hand such a thread its
+    sessionmaker, or run it in `contextvars.copy_context()`.
+    """
+    token = _context_session_factory.set(session_factory)
+    try:
+        yield session_factory
+    finally:
+        _context_session_factory.reset(token)
 
 
 # The PostgreSQL advisory lock that serialises start-up across processes: the

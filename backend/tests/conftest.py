@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.database import DatabaseURLError, checked_url
-from tests import databases, harness
+from tests import databases, guard, harness
 from tests.factories.base import bind_session
 
 pytest_plugins = ["pytester"]
@@ -59,6 +59,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(str(err), returncode=4)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _database_guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Connections to any database but the run's own fail at once (`tests.guard`);
+    SQLite files in pytest's temporary folder are the tests' own."""
+    with databases.allowed_database(tmp_path_factory.getbasetemp()), guard.database_guard():
+        yield
+
+
 @pytest.fixture(scope="session")
 def engine(pytestconfig: pytest.Config) -> Iterator[Engine]:
     # The database was vetted at session start; `engine_for_run` refuses the
@@ -75,6 +83,32 @@ def db(engine: Engine) -> Iterator[Session]:
         bind_session(session),
     ):
         yield session
+
+
+@pytest.fixture(scope="session")
+def _committing_engine(
+    engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    with harness.committing_engine(engine, tmp_path_factory.mktemp("transactional")) as committing:
+        yield committing
+
+
+@pytest.fixture
+def transactional_db(
+    request: pytest.FixtureRequest, _committing_engine: Engine
+) -> Iterator[harness.CommittingDatabase]:
+    """For code that opens its own sessions, connections or threads: they
+    really commit, into the run's database (on in-memory SQLite, a file of
+    the run's own), which is emptied after the test. `session_scope()`
+    without a factory uses it. Not with `db`: a test gets one or the other."""
+    if "db" in request.fixturenames:
+        pytest.fail(
+            f"{request.node.nodeid} asks for both `db` and `transactional_db`: the rolled-back "
+            "session would hold locks the committing code waits for. Use one of them.",
+            pytrace=False,
+        )
+    with harness.committing_database(_committing_engine) as database:
+        yield database
 
 
 @pytest.fixture

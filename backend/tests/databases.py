@@ -19,17 +19,22 @@ its drop is reachable only from its own `finally`.
 Also here: naming a database beside another one (`sibling_database_url`) and
 telling whether two URLs name the same database (`same_database`, which the
 harness's development-database guard relies on).
+And the list of databases the tests may connect to while they exist
+(`allowed_database`, `is_allowed`), which `tests.guard` enforces: every
+database `created_database` makes is on it.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Dialect, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -161,12 +166,14 @@ def _server_and_database(url: URL) -> tuple[str | None, int | None, str | None]:
 
 def _maintenance_engine(url: URL) -> Engine:
     backend = _server_backend(url)
-    return create_engine(
+    engine = create_engine(
         url.set(database=backend.maintenance_database),
         isolation_level="AUTOCOMMIT",  # CREATE/DROP DATABASE refuse to run in a transaction
         poolclass=NullPool,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
+    _own_dialects.add(engine.dialect)
+    return engine
 
 
 def check_server_answers(url: str | URL, *, setting: str) -> None:
@@ -229,7 +236,8 @@ def created_database(url: str | URL, *, template: str | URL | None = None) -> It
     Creation fails if the database already exists (`FileExistsError` on
     SQLite, the server's own error otherwise) and then touches nothing: a
     database the caller did not create is never written to, let alone
-    dropped. In-memory SQLite needs neither step.
+    dropped. In-memory SQLite needs neither step. While it exists, the
+    database is one the tests may connect to (`allowed_database`).
     """
     url = make_url(url)
     source = None if template is None else make_url(template)
@@ -238,11 +246,67 @@ def created_database(url: str | URL, *, template: str | URL | None = None) -> It
             raise ValueError(f"an in-memory SQLite database cannot be a copy of {source}")
         yield url
     elif url.get_backend_name() == "sqlite":
-        with _created_sqlite_file(Path(url.database or ""), source):
+        with _created_sqlite_file(Path(url.database or ""), source), allowed_database(url):
             yield url
     else:
-        with _created_server_database(url, source):
+        with _created_server_database(url, source), allowed_database(url):
             yield url
+
+
+# --------------------------------------------------------------------------
+# The databases tests may connect to (what `tests.guard` enforces)
+# --------------------------------------------------------------------------
+
+_allowed: list[URL | Path] = []
+_allowed_lock = threading.Lock()
+# The dialects of the engines this module makes for itself (maintenance
+# connections to a server's `postgres` database, to create and drop).
+_own_dialects: weakref.WeakSet[Dialect] = weakref.WeakSet()
+
+
+@contextmanager
+def allowed_database(where: str | URL | Path) -> Iterator[None]:
+    """Inside the block, tests may connect to `where`: a database URL, or a
+    folder (a Path) in which every SQLite file is allowed (pytest's temporary
+    directory). `created_database` allows each database it creates."""
+    entry: URL | Path = where if isinstance(where, Path) else make_url(where)
+    with _allowed_lock:
+        _allowed.append(entry)
+    try:
+        yield
+    finally:
+        with _allowed_lock:
+            _allowed.remove(entry)
+
+
+def is_allowed(url: str | URL) -> bool:
+    """Whether tests may connect to `url`: an in-memory SQLite database (each
+    is private to its process), or a database or folder `allowed_database`
+    allows now."""
+    url = make_url(url)
+    if is_memory_sqlite(url):
+        return True
+    file = _sqlite_path(url)
+    with _allowed_lock:
+        allowed = list(_allowed)
+    for entry in allowed:
+        if isinstance(entry, Path):
+            if file is not None and file.is_relative_to(entry.resolve()):
+                return True
+        elif same_database(url, entry):
+            return True
+    return False
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url):
+        return None
+    return Path(url.database or "").resolve()
+
+
+def is_own_dialect(dialect: Dialect) -> bool:
+    """Whether `dialect` belongs to an engine this module made for itself."""
+    return dialect in _own_dialects
 
 
 @contextmanager
@@ -314,10 +378,13 @@ __all__ = [
     "DatabaseServerError",
     "ServerBackend",
     "UnsupportedBackendError",
+    "allowed_database",
     "check_server_answers",
     "created_database",
     "database_exists",
+    "is_allowed",
     "is_memory_sqlite",
+    "is_own_dialect",
     "remove_sqlite_files",
     "same_database",
     "sibling_database_url",
