@@ -41,9 +41,9 @@ from enum import StrEnum
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from core.database import Base, utc_now
@@ -718,6 +718,7 @@ def record_episode(
             raise GovernanceError(f"agent {agent.id} and its executions belong to no workspace")
 
         runs = sorted(executions, key=lambda run: run.started_at)
+        _load_feedback(session, runs)
         feedback = [item for run in runs for item in run.feedback]
         episode = Episode(
             title=title,
@@ -746,6 +747,18 @@ def record_episode(
         session.add(episode)
         session.flush()
         return episode
+
+
+def _load_feedback(session: Session, runs: Sequence[AgentExecution]) -> None:
+    """Load the feedback of every run whose feedback is not loaded yet, in one
+    SELECT (selectinload), instead of one lazy load per run (an N+1)."""
+    unloaded = [run.id for run in runs if "feedback" in inspect(run).unloaded]
+    if unloaded:
+        session.scalars(
+            select(AgentExecution)
+            .where(AgentExecution.id.in_(unloaded))
+            .options(selectinload(AgentExecution.feedback))
+        ).all()
 
 
 def _feedback_score(feedback: Sequence[AgentFeedback]) -> float | None:

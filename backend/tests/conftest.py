@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from core.database import DatabaseURLError, checked_url
 from tests import databases, guard, harness
 from tests.factories.base import bind_session
+from tests.strict_loading import NPlusOneError, strict_loading
 
 pytest_plugins = ["pytester"]
 
@@ -36,6 +37,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="fail any test after which a table of the test database still holds rows",
     )
+    parser.addoption(
+        "--strict-loading",
+        action="store_true",
+        default=False,
+        help="fail any test that lazy-loads a relationship for two or more objects of one "
+        "class (N+1), as @pytest.mark.strict_loading does for one test",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "strict_loading(on=True, reason=...): fail the test if a relationship is lazy-loaded "
+        "for two or more objects of one class (N+1; tests.strict_loading); "
+        "strict_loading(False, reason=...) exempts a test from --strict-loading",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    # Around the test's body only: fixtures set up what the test needs.
+    if not _strict_loading(item):
+        return (yield)
+    try:
+        with strict_loading():
+            return (yield)
+    except NPlusOneError as error:
+        # The finding, not the harness's own frames.
+        pytest.fail(str(error), pytrace=False)
+
+
+def _strict_loading(item: pytest.Item) -> bool:
+    """`@pytest.mark.strict_loading` turns N+1 detection on for a test;
+    `@pytest.mark.strict_loading(False, reason=...)` off, even under
+    --strict-loading, for a test whose subject is one object's lazy load."""
+    marker = item.get_closest_marker("strict_loading")
+    if marker is None:
+        return bool(item.config.getoption("--strict-loading"))
+    on = bool(marker.args[0]) if marker.args else True
+    if not on and not marker.kwargs.get("reason"):
+        pytest.fail(
+            f"{item.nodeid}: @pytest.mark.strict_loading(False) needs a reason= saying why "
+            "the test lazy-loads one relationship object by object",
+            pytrace=False,
+        )
+    return on
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
