@@ -9,8 +9,15 @@ Fixtures:
   whatever the test did (commit, rollback, IntegrityError, delete). The
   factories write to it unless given another session.
 - `count_queries`: assert how many statements a block runs (exactly, or `max=`).
+- `transactional_db`: for code that opens its own sessions, connections or
+  threads: real commits into the run's database, emptied after the test.
+- `capture_on_commit`: the `on_commit` callbacks a block registers.
+- Always on: the database-access guard (`tests.guard`): a connection to any
+  database but the run's own fails the test at once.
 
-`--check-isolation` fails any test after which a table still holds rows.
+`--check-isolation` fails any test after which a table still holds rows;
+`--strict-loading` (or `@pytest.mark.strict_loading`) any test with an N+1
+lazy load (`tests.strict_loading`).
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core import transactions
 from core.database import DatabaseURLError, checked_url
+from core.transactions import Callback
 from tests import databases, guard, harness
 from tests.factories.base import bind_session
 from tests.strict_loading import NPlusOneError, strict_loading
@@ -156,6 +165,16 @@ def transactional_db(
         )
     with harness.committing_database(_committing_engine) as database:
         yield database
+
+
+@pytest.fixture
+def capture_on_commit() -> Callable[..., AbstractContextManager[list[Callback]]]:
+    """Django's `captureOnCommitCallbacks`: inside `db` nothing ever really
+    commits, so no `on_commit` callback runs by itself.
+    `with capture_on_commit() as callbacks:` collects those the block
+    registers (a rolled-back savepoint's are left out); `execute=True` also
+    runs them when the block ends."""
+    return transactions.capture_on_commit
 
 
 @pytest.fixture
