@@ -22,6 +22,7 @@ lazy load (`tests.strict_loading`).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
@@ -29,17 +30,18 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core import transactions
-from core.database import DatabaseURLError, checked_url
-from core.transactions import Callback
 from tests import databases, guard, harness
-from tests.factories.base import bind_session
 from tests.strict_loading import NPlusOneError, strict_loading
 
 pytest_plugins = ["pytester"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "harness_project",
+        "the project the harness tests: module:attribute of a tests.harness.Project",
+        default="tests.project:PROJECT",
+    )
     parser.addoption(
         "--check-isolation",
         action="store_true",
@@ -56,12 +58,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    module, _, attribute = str(config.getini("harness_project")).partition(":")
+    project = getattr(importlib.import_module(module), attribute)
+    if not isinstance(project, harness.Project):
+        raise pytest.UsageError(f"harness_project names {project!r}, not a tests.harness.Project")
+    harness.configure(project)
+    config.stash[_PROJECT] = project
     config.addinivalue_line(
         "markers",
         "strict_loading(on=True, reason=...): fail the test if a relationship is lazy-loaded "
         "for two or more objects of one class (N+1; tests.strict_loading); "
         "strict_loading(False, reason=...) exempts a test from --strict-loading",
     )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    project = config.stash.get(_PROJECT, None)
+    if project is not None:
+        harness.unconfigure(project)
+
+
+_PROJECT = pytest.StashKey[harness.Project]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -103,12 +120,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):
         return
     url = harness.test_database_url()
+    project = harness.project()
     try:
-        checked_url(url, harness.TEST_DATABASE_URL_ENV)
+        project.check_url(url, project.test_url_setting)
         harness.refuse_development_database(url)
-        databases.check_server_answers(url, setting=harness.TEST_DATABASE_URL_ENV)
+        databases.check_server_answers(url, setting=project.test_url_setting)
     except (
-        DatabaseURLError,
+        ValueError,  # the project's check_url
         harness.DevelopmentDatabaseError,
         databases.DatabaseServerError,
     ) as err:
@@ -119,7 +137,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _database_guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Connections to any database but the run's own fail at once (`tests.guard`);
     SQLite files in pytest's temporary folder are the tests' own."""
-    with databases.allowed_database(tmp_path_factory.getbasetemp()), guard.database_guard():
+    with (
+        databases.allowed_database(tmp_path_factory.getbasetemp()),
+        guard.database_guard(harness.project().guard_hint()),
+    ):
         yield
 
 
@@ -136,7 +157,7 @@ def db(engine: Engine) -> Iterator[Session]:
     with (
         engine.connect() as connection,
         harness.isolated_session(connection) as session,
-        bind_session(session),
+        harness.project().bind_session(session),
     ):
         yield session
 
@@ -168,13 +189,16 @@ def transactional_db(
 
 
 @pytest.fixture
-def capture_on_commit() -> Callable[..., AbstractContextManager[list[Callback]]]:
+def capture_on_commit() -> Callable[..., AbstractContextManager[list[Callable[[], object]]]]:
     """Django's `captureOnCommitCallbacks`: inside `db` nothing ever really
     commits, so no `on_commit` callback runs by itself.
     `with capture_on_commit() as callbacks:` collects those the block
     registers (a rolled-back savepoint's are left out); `execute=True` also
     runs them when the block ends."""
-    return transactions.capture_on_commit
+    capture = harness.project().capture_on_commit
+    if capture is None:
+        pytest.fail("the harness's project has no capture_on_commit", pytrace=False)
+    return capture
 
 
 @pytest.fixture

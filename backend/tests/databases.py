@@ -39,8 +39,6 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from core.database import is_memory_sqlite
-
 CONNECT_TIMEOUT_SECONDS = 3
 # What SQLite may leave beside a database file: its write-ahead log, the
 # log's shared-memory index, and a rollback journal.
@@ -112,6 +110,16 @@ def _server_backend(url: URL) -> ServerBackend:
 # --------------------------------------------------------------------------
 # Names
 # --------------------------------------------------------------------------
+
+
+def is_memory_sqlite(url: str | URL) -> bool:
+    """Whether `url` is an in-memory SQLite database (`sqlite://`, `:memory:`,
+    `mode=memory`): it lives as long as its connection and belongs to one process."""
+    url = make_url(url)
+    memory_names = (None, "", ":memory:")
+    return url.get_backend_name() == "sqlite" and (
+        url.database in memory_names or url.query.get("mode") == "memory"
+    )
 
 
 def sibling_database_url(url: str | URL, label: str) -> URL:
