@@ -100,6 +100,18 @@ def test_a_released_savepoint_is_not_a_commit(session: Session, calls: Calls) ->
     assert calls.users_seen == [1]
 
 
+def test_a_savepoint_released_around_nothing_leaves_the_outer_callbacks(
+    session: Session, calls: Calls
+) -> None:
+    session.add(User(email="outer@example.com"))
+    on_commit(session, calls("outer"))
+    with session.begin_nested():
+        session.add(User(email="inner@example.com"))
+    assert calls.ran == []
+    session.commit()
+    assert calls.ran == ["outer"]
+
+
 def test_a_rolled_back_savepoint_drops_only_its_own_callbacks(
     session: Session, calls: Calls
 ) -> None:
@@ -239,6 +251,24 @@ def test_a_joined_session_cannot_run_them_after_its_owners_commit(
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
                 owner.rollback()
+    assert calls.ran == []
+
+
+def test_the_next_transaction_of_the_connection_does_not_meet_them_again(
+    transactional_db: CommittingDatabase,
+) -> None:
+    calls = Calls()
+    with transactional_db.engine.connect() as connection:
+        owner = connection.begin()
+        with Session(bind=connection) as session:
+            session.add(User(email="first@example.com"))
+            on_commit(session, calls("first"))
+            session.commit()
+        owner.rollback()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with connection.begin():
+                pass  # committed: nothing is left to warn about
     assert calls.ran == []
 
 
