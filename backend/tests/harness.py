@@ -45,6 +45,7 @@ from tests.databases import (
     same_database,
     sibling_database_url,
 )
+from tests.guard import DEFAULT_HINT
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 DEFAULT_TEST_DATABASE_URL = "sqlite://"  # in memory: one shared connection
@@ -102,12 +103,7 @@ class Project:
 
     def guard_hint(self) -> str:
         """What the database-access guard tells a test to do instead."""
-        hint = (
-            "A test gets a database from the `db` fixture (rolled back after the test), or "
-            "from `transactional_db` for code that really commits (emptied after the test); "
-            "a scratch database of its own from tests.databases.created_database(url), or a "
-            "SQLite file under tmp_path."
-        )
+        hint = DEFAULT_HINT
         seam = self.use_session_factory
         if seam is not None:
             hint += (
