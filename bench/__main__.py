@@ -45,6 +45,8 @@ from bench.servers import MARIADB, POSTGRESQL, SERVER_KINDS, BenchServer, connec
 from bench.set_null import SetNullCost, measure_set_null
 from bench.suites import SuiteTime, time_suites
 from bench.throughput import Throughput, measure_throughput
+from tests import harness
+from tests.project import PROJECT
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUICK_ENV = "BENCH_QUICK"
@@ -174,6 +176,9 @@ def run_set_null(args: argparse.Namespace) -> SetNullCost:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The harness strategies run the test harness's own code, outside pytest:
+    # point it at this project, as tests/conftest.py does for a test run.
+    harness.configure(PROJECT)
     started, load_at_start = time.perf_counter(), os.getloadavg()
     servers, skipped = connect_servers(args)
     isolation = run_isolation(args, servers)

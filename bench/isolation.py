@@ -31,7 +31,13 @@ from sqlalchemy.orm import Session
 from bench.schema import Schema
 from bench.servers import BenchServer
 from core.database import make_engine
-from core.models import AgentExecution, AgentFeedback, AgentRegistry, User, Workspace
+from core.models import (
+    AgentExecution,
+    AgentFeedback,
+    AgentRegistry,
+    User,
+    Workspace,
+)
 from core.schema import Base
 from tests.databases import remove_sqlite_files
 

@@ -28,7 +28,11 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from core.database import make_engine
-from core.models import AgentExecution, AgentRegistry, ExecutionStatus
+from core.models import (
+    AgentExecution,
+    AgentRegistry,
+    ExecutionStatus,
+)
 from core.schema import Base
 
 Row = dict[str, Any]

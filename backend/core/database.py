@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -421,10 +422,11 @@ def session_scope(
 ) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error, always close.
 
-    Without a factory, `default_session_factory()`: the application's own
+    Without a factory, the one `use_session_factory` set for this context;
+    without that, `default_session_factory()`: the application's own
     database, on an engine made once, not one per unit of work.
     """
-    factory = session_factory if session_factory is not None else default_session_factory()
+    factory = session_factory or _context_session_factory.get() or default_session_factory()
     with factory() as session:
         try:
             yield session
@@ -432,6 +434,34 @@ def session_scope(
         except BaseException:
             session.rollback()
             raise
+
+
+# --------------------------------------------------------------------------
+# Pointing the default unit of work elsewhere (tests, tenants)
+# --------------------------------------------------------------------------
+
+_context_session_factory: ContextVar[sessionmaker[Session] | None] = ContextVar(
+    "session_factory", default=None
+)
+
+
+@contextmanager
+def use_session_factory(session_factory: sessionmaker[Session]) -> Iterator[sessionmaker[Session]]:
+    """Inside the block, `session_scope()` without a factory uses `session_factory`.
+
+    The seam that points code which opens its own unit of work at another
+    database without patching anything: the test harness's
+    `transactional_db` fixture points it at the run's own database. A
+    context variable, so it holds in this thread (or asyncio task) and in
+    what it calls; a thread started inside the block begins without it
+    (Python threads start with an empty context): hand such a thread its
+    sessionmaker, or run it in `contextvars.copy_context()`.
+    """
+    token = _context_session_factory.set(session_factory)
+    try:
+        yield session_factory
+    finally:
+        _context_session_factory.reset(token)
 
 
 # The PostgreSQL advisory lock that serialises start-up across processes: the

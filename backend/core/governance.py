@@ -23,21 +23,27 @@ The rules, in one place:
   atomic SQL expression, or under a version check; each place says why that
   one. A race that cannot be won by waiting raises `ConcurrentUpdate`:
   roll back and retry the unit of work (`run_unit_of_work` does both).
+- Decisions (a proposal proposed, approved, rejected, cancelled, executed; an
+  agent graduated) are announced to subscribers (`subscribe`) once they are
+  committed, never for a decision that is rolled back (`core.transactions`).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
+from functools import partial
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from core.models import (
@@ -64,6 +70,7 @@ from core.schema import (
     Base,
     utc_now,
 )
+from core.transactions import on_commit, run_all
 
 GUARD = "maturity-guard"  # `proposed_by` of the proposals the guard writes
 
@@ -391,6 +398,10 @@ def route_trigger(
         # Both objects are fully built before either is linked or added: a value
         # a column rejects leaves nothing behind, not even in the agent's lists.
         proposal = _guard_proposal(agent, decision, source, trigger_type, payload)
+        block_reason = (
+            f"{agent.status} agents may not act on triggers "
+            f"(confidence {agent.confidence_score:.2f}); routed to {decision}"
+        )
         blocked = BlockedTriggerContext(
             agent_name=agent.name,
             agent_maturity_at_block=agent.status,
@@ -399,16 +410,16 @@ def route_trigger(
             trigger_type=trigger_type,
             trigger_context=dict(payload),
             routing_decision=decision,
-            block_reason=(
-                f"{agent.status} agents may not act on triggers "
-                f"(confidence {agent.confidence_score:.2f}); routed to {decision}"
-            ),
+            block_reason=block_reason,
         )
         blocked.proposal = proposal
         proposal.agent = agent
         blocked.agent = agent
         session.add_all((proposal, blocked))
         session.flush()
+        _announce_proposal(
+            session, proposal, ProposalStatus.PROPOSED, f"by the maturity guard ({block_reason})"
+        )
         return RoutedTrigger(decision, blocked=blocked, proposal=proposal)
 
 
@@ -491,7 +502,7 @@ def approve_proposal(
     modifications: Mapping[str, Any] | None = None,
 ) -> AgentProposal:
     """A person approves: records who and when."""
-    with _decision(session, proposal, ProposalStatus.APPROVED):
+    with _decision(session, proposal, ProposalStatus.APPROVED, f"by {approver.email}"):
         proposal.status = ProposalStatus.APPROVED
         proposal.approver = approver
         proposal.approved_at = utc_now()
@@ -504,14 +515,14 @@ def reject_proposal(
     session: Session, proposal: AgentProposal, reviewer: User, reason: str
 ) -> AgentProposal:
     """A person says no; the blocked triggers are closed with the reason."""
-    with _decision(session, proposal, ProposalStatus.REJECTED):
+    with _decision(session, proposal, ProposalStatus.REJECTED, f"by {reviewer.email}: {reason}"):
         _finish(proposal, ProposalStatus.REJECTED, f"rejected by {reviewer.email}: {reason}")
     return proposal
 
 
 def cancel_proposal(session: Session, proposal: AgentProposal, reason: str) -> AgentProposal:
     """Withdraw a proposal that is not yet decided or not yet executed."""
-    with _decision(session, proposal, ProposalStatus.CANCELLED):
+    with _decision(session, proposal, ProposalStatus.CANCELLED, f"({reason})"):
         _finish(proposal, ProposalStatus.CANCELLED, f"cancelled: {reason}")
     return proposal
 
@@ -525,7 +536,7 @@ def execute_proposal(
     `AgentExecution` (returned, so people can rate it); a training proposal
     records only its outcome.
     """
-    with _decision(session, proposal, ProposalStatus.EXECUTED):
+    with _decision(session, proposal, ProposalStatus.EXECUTED, f"({outcome})"):
         agent = proposal.agent
         if agent.status not in MATURITY_LADDER:
             raise AgentNotRunnable(agent, f"execute proposal {proposal.id}")
@@ -554,9 +565,10 @@ def execute_proposal(
 
 @contextmanager
 def _decision(
-    session: Session, proposal: AgentProposal, requested: ProposalStatus
+    session: Session, proposal: AgentProposal, requested: ProposalStatus, detail: str
 ) -> Iterator[None]:
-    """Check the move, let the block make it, flush it under the version check.
+    """Check the move, let the block make it, flush it under the version check,
+    and announce it (`detail` says by whom or why) once it is committed.
 
     An optimistic version check, not a row lock: a decision is a person's
     judgement on the proposal as they saw it, maybe in an earlier request.
@@ -573,6 +585,7 @@ def _decision(
             session.flush()
         except StaleDataError as error:
             raise ProposalConflict(proposal_id, requested) from error
+    _announce_proposal(session, proposal, requested, detail)
 
 
 def _check_move(proposal: AgentProposal, requested: ProposalStatus) -> None:
@@ -694,6 +707,17 @@ def record_feedback(
         agent.confidence_score = next_confidence(confidence_before, target)
         maturity_after = graduate(agent)
         session.flush()
+    if maturity_after != maturity_before:
+        announce(
+            session,
+            Announcement(
+                Announced.GRADUATED,
+                agent.id,
+                None,
+                f"agent {agent.name!r} graduated {maturity_before} -> {maturity_after} "
+                f"(confidence {agent.confidence_score:.2f})",
+            ),
+        )
     return FeedbackOutcome(
         feedback, confidence_before, agent.confidence_score, maturity_before, maturity_after
     )
@@ -727,6 +751,7 @@ def record_episode(
             raise GovernanceError(f"agent {agent.id} and its executions belong to no workspace")
 
         runs = sorted(executions, key=lambda run: run.started_at)
+        _load_feedback(session, runs)
         feedback = [item for run in runs for item in run.feedback]
         episode = Episode(
             title=title,
@@ -755,6 +780,18 @@ def record_episode(
         session.add(episode)
         session.flush()
         return episode
+
+
+def _load_feedback(session: Session, runs: Sequence[AgentExecution]) -> None:
+    """Load the feedback of every run whose feedback is not loaded yet, in one
+    SELECT (selectinload), instead of one lazy load per run (an N+1)."""
+    unloaded = [run.id for run in runs if "feedback" in inspect(run).unloaded]
+    if unloaded:
+        session.scalars(
+            select(AgentExecution)
+            .where(AgentExecution.id.in_(unloaded))
+            .options(selectinload(AgentExecution.feedback))
+        ).all()
 
 
 def _feedback_score(feedback: Sequence[AgentFeedback]) -> float | None:
@@ -797,3 +834,77 @@ def read_episode(
         episode.access_count = Episode.access_count + 1
         session.flush()
     return segments
+
+
+# --------------------------------------------------------------------------
+# Announcements: decisions told to subscribers once committed
+# --------------------------------------------------------------------------
+
+
+class Announced(StrEnum):
+    """What an announcement tells."""
+
+    PROPOSED = "proposal.proposed"
+    APPROVED = "proposal.approved"
+    REJECTED = "proposal.rejected"
+    CANCELLED = "proposal.cancelled"
+    EXECUTED = "proposal.executed"
+    GRADUATED = "agent.graduated"
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A committed governance decision, in plain values: the session that made
+    it may be closed by the time a subscriber reads it."""
+
+    kind: Announced
+    agent_id: str
+    proposal_id: str | None
+    summary: str
+
+
+Subscriber = Callable[[Announcement], object]
+
+_subscribers: list[Subscriber] = []
+_subscribers_lock = threading.Lock()  # decisions commit in many threads at once
+
+
+@contextmanager
+def subscribed(subscriber: Subscriber) -> Iterator[Subscriber]:
+    """`subscriber(announcement)` is called for every decision committed while
+    the block runs, in any thread, after the commit and in the committing
+    thread. A subscriber that raises does not stop the others; its error is
+    raised from the `commit()` that announced (the decision stays committed).
+    """
+    with _subscribers_lock:
+        _subscribers.append(subscriber)
+    try:
+        yield subscriber
+    finally:
+        with _subscribers_lock:
+            _subscribers.remove(subscriber)
+
+
+def announce(session: Session, announcement: Announcement) -> None:
+    """Tell the subscribers about `announcement` once `session` has committed it."""
+    on_commit(session, partial(_deliver, announcement))
+
+
+def _deliver(announcement: Announcement) -> None:
+    with _subscribers_lock:
+        subscribers = list(_subscribers)
+    run_all(partial(subscriber, announcement) for subscriber in subscribers)
+
+
+def _announce_proposal(
+    session: Session, proposal: AgentProposal, status: ProposalStatus, detail: str
+) -> None:
+    announce(
+        session,
+        Announcement(
+            Announced(f"proposal.{status}"),
+            proposal.agent_id,
+            proposal.id,
+            f"{proposal.proposal_type} proposal {proposal.title!r} {status} {detail}",
+        ),
+    )

@@ -19,26 +19,33 @@ its drop is reachable only from its own `finally`.
 Also here: naming a database beside another one (`sibling_database_url`) and
 telling whether two URLs name the same database (`same_database`, which the
 harness's development-database guard relies on).
+And the list of databases the tests may connect to while they exist
+(`allowed_database`, `is_allowed`), which `tests.guard` enforces: every
+database `created_database` makes is on it.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Dialect, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from core.database import (
-    MARIADB_COLLATION,
-    MYSQL_CHARSET,
-    is_memory_sqlite,
-)
+# What a MariaDB database is created with: the character set and the case-
+# and space-sensitive collation the application's tables declare for
+# themselves (core.database), so that anything a test creates with raw SQL
+# compares as they do. Written here, not imported: this module serves any
+# project (tests/project.py wires in this one).
+MARIADB_CHARSET = "utf8mb4"
+MARIADB_DATABASE_COLLATION = "utf8mb4_nopad_bin"
 
 CONNECT_TIMEOUT_SECONDS = 3
 # What SQLite may leave beside a database file: its write-ahead log, the
@@ -97,7 +104,7 @@ SERVER_BACKENDS = {
         # core.database); the database's defaults agree with them, for
         # anything a test creates with raw SQL.
         create="CREATE DATABASE {name} "
-        f"CHARACTER SET {MYSQL_CHARSET} COLLATE {MARIADB_COLLATION}",
+        f"CHARACTER SET {MARIADB_CHARSET} COLLATE {MARIADB_DATABASE_COLLATION}",
         # No CREATE DATABASE ... TEMPLATE: every database is built anew.
         template=None,
         drop="DROP DATABASE IF EXISTS {name}",
@@ -135,6 +142,16 @@ def _server_backend(url: URL) -> ServerBackend:
 # --------------------------------------------------------------------------
 # Names
 # --------------------------------------------------------------------------
+
+
+def is_memory_sqlite(url: str | URL) -> bool:
+    """Whether `url` is an in-memory SQLite database (`sqlite://`, `:memory:`,
+    `mode=memory`): it lives as long as its connection and belongs to one process."""
+    url = make_url(url)
+    memory_names = (None, "", ":memory:")
+    return url.get_backend_name() == "sqlite" and (
+        url.database in memory_names or url.query.get("mode") == "memory"
+    )
 
 
 def sibling_database_url(url: str | URL, label: str) -> URL:
@@ -190,12 +207,14 @@ def _server_and_database(url: URL) -> tuple[str | None, int | None, str | None]:
 def _maintenance_engine(url: URL) -> Engine:
     backend = _server_backend(url)
     # `_replace`, not `set`: `set(database=None)` keeps the database.
-    return create_engine(
+    engine = create_engine(
         url._replace(database=backend.maintenance_database),
         isolation_level="AUTOCOMMIT",  # CREATE/DROP DATABASE refuse to run in a transaction
         poolclass=NullPool,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
+    _own_dialects.add(engine.dialect)
+    return engine
 
 
 def check_server_answers(url: str | URL, *, setting: str) -> None:
@@ -258,7 +277,8 @@ def created_database(url: str | URL, *, template: str | URL | None = None) -> It
     Creation fails if the database already exists (`FileExistsError` on
     SQLite, the server's own error otherwise) and then touches nothing: a
     database the caller did not create is never written to, let alone
-    dropped. In-memory SQLite needs neither step.
+    dropped. In-memory SQLite needs neither step. While it exists, the
+    database is one the tests may connect to (`allowed_database`).
     """
     url = make_url(url)
     source = None if template is None else make_url(template)
@@ -267,11 +287,67 @@ def created_database(url: str | URL, *, template: str | URL | None = None) -> It
             raise ValueError(f"an in-memory SQLite database cannot be a copy of {source}")
         yield url
     elif url.get_backend_name() == "sqlite":
-        with _created_sqlite_file(Path(url.database or ""), source):
+        with _created_sqlite_file(Path(url.database or ""), source), allowed_database(url):
             yield url
     else:
-        with _created_server_database(url, source):
+        with _created_server_database(url, source), allowed_database(url):
             yield url
+
+
+# --------------------------------------------------------------------------
+# The databases tests may connect to (what `tests.guard` enforces)
+# --------------------------------------------------------------------------
+
+_allowed: list[URL | Path] = []
+_allowed_lock = threading.Lock()
+# The dialects of the engines this module makes for itself (maintenance
+# connections to a server's `postgres` database, to create and drop).
+_own_dialects: weakref.WeakSet[Dialect] = weakref.WeakSet()
+
+
+@contextmanager
+def allowed_database(where: str | URL | Path) -> Iterator[None]:
+    """Inside the block, tests may connect to `where`: a database URL, or a
+    folder (a Path) in which every SQLite file is allowed (pytest's temporary
+    directory). `created_database` allows each database it creates."""
+    entry: URL | Path = where if isinstance(where, Path) else make_url(where)
+    with _allowed_lock:
+        _allowed.append(entry)
+    try:
+        yield
+    finally:
+        with _allowed_lock:
+            _allowed.remove(entry)
+
+
+def is_allowed(url: str | URL) -> bool:
+    """Whether tests may connect to `url`: an in-memory SQLite database (each
+    is private to its process), or a database or folder `allowed_database`
+    allows now."""
+    url = make_url(url)
+    if is_memory_sqlite(url):
+        return True
+    file = _sqlite_path(url)
+    with _allowed_lock:
+        allowed = list(_allowed)
+    for entry in allowed:
+        if isinstance(entry, Path):
+            if file is not None and file.is_relative_to(entry.resolve()):
+                return True
+        elif same_database(url, entry):
+            return True
+    return False
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url):
+        return None
+    return Path(url.database or "").resolve()
+
+
+def is_own_dialect(dialect: Dialect) -> bool:
+    """Whether `dialect` belongs to an engine this module made for itself."""
+    return dialect in _own_dialects
 
 
 @contextmanager
@@ -346,10 +422,13 @@ __all__ = [
     "DatabaseServerError",
     "ServerBackend",
     "UnsupportedBackendError",
+    "allowed_database",
     "check_server_answers",
     "created_database",
     "database_exists",
+    "is_allowed",
     "is_memory_sqlite",
+    "is_own_dialect",
     "remove_sqlite_files",
     "same_database",
     "sibling_database_url",

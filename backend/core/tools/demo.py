@@ -51,12 +51,14 @@ def play_round(engine: Engine, out: Print = print) -> int:
     the first one committed, instead of both playing round 1 (or both
     creating a tenant) on what each read before the other wrote.
     """
-    # The session joins the locked transaction: its commit only flushes, and
-    # `exclusive_transaction` commits (or rolls back) the round as one.
+    # The session takes over the locked transaction ("control_fully"): its
+    # commit commits the round as one, and is the commit that runs the
+    # governance layer's on_commit announcements (a session that merely
+    # joined the transaction would commit nothing, and could not run them).
     with (
         engine.connect() as connection,
         exclusive_transaction(connection),
-        Session(bind=connection) as session,
+        Session(bind=connection, join_transaction_mode="control_fully") as session,
     ):
         run = run_demo(session, out)
         session.commit()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import factory
 
-from core.models import User, UserRole, UserStatus
+from core.models import (
+    User,
+    UserRole,
+    UserStatus,
+)
 from tests.factories.base import BaseFactory
 
 

@@ -1,9 +1,12 @@
-"""A database of their own for the race tests, on each backend.
+"""Databases of their own for the race tests, on each backend.
 
 Real connections, not the rolled-back `db` fixture: a race needs
-transactions that really commit. Each test module gets a fresh database per
-backend, a temporary SQLite file or a scratch PostgreSQL or MariaDB database
-created and dropped here, and each test seeds rows of its own in it.
+transactions that really commit. `race_url` is parametrized over the three
+backends. On the run's own backend it is the run's database, through the
+harness's `transactional_db` (emptied after each test); on the others, a
+scratch database for the module (a temporary SQLite file, or a PostgreSQL or
+MariaDB database created and dropped through `tests.harness`, skipped with
+the reason when no server answers). Each test seeds rows of its own.
 """
 
 from __future__ import annotations
@@ -12,20 +15,41 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
-from core.database import (
-    async_url,
-)
+from core.database import async_url
 from tests import harness
 
+# Each kind of race database, and the dialect that names its backend.
+RACE_BACKENDS = {"sqlite-file": "sqlite", "postgresql": "postgresql", "mariadb": "mysql"}
 
-@pytest.fixture(scope="module", params=["sqlite-file", "postgresql", "mariadb"])
-def race_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[URL]:
-    """A fresh database with the schema, shared by one module's tests."""
-    with race_database(request.param, tmp_path_factory) as url:
+
+@pytest.fixture(params=list(RACE_BACKENDS))
+def race_url(request: pytest.FixtureRequest, engine: Engine) -> URL:
+    """A database with the schema on the backend the test's id names."""
+    if RACE_BACKENDS[request.param] == engine.dialect.name:
+        database: harness.CommittingDatabase = request.getfixturevalue("transactional_db")
+        return database.url
+    url: URL = request.getfixturevalue(f"_scratch_{request.param.replace('-', '_')}")
+    return url
+
+
+@pytest.fixture(scope="module")
+def _scratch_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
+    with race_database("sqlite-file", tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def _scratch_postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
+    with race_database("postgresql", tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def _scratch_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
+    with race_database("mariadb", tmp_path_factory) as url:
         yield url
 
 
@@ -37,7 +61,8 @@ ASYNC_RACES = [("sqlite-file", "aiosqlite"), ("postgresql", "psycopg"), ("postgr
 def async_race_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[URL]:
-    """`race_url` spelled with an asyncio driver, for races of AsyncSessions."""
+    """A scratch race database spelled with an asyncio driver, for races of
+    AsyncSessions."""
     kind, driver = request.param
     with race_database(kind, tmp_path_factory) as url:
         yield async_url(url, driver=driver)

@@ -27,7 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.database import SQLITE_BEGIN
 from core.governance import GovernanceError, ProposalConflict, run_unit_of_work
-from core.models import AgentProposal, ProposalStatus
+from core.models import (
+    AgentProposal,
+    ProposalStatus,
+)
 
 # Threads per race (the brief asks for at least 10).
 THREADS = 12

@@ -27,7 +27,11 @@ from core.database import (
     make_async_session_factory,
 )
 from core.governance import ProposalConflict
-from core.models import AgentProposal, ProposalStatus, User
+from core.models import (
+    AgentProposal,
+    ProposalStatus,
+    User,
+)
 from tests.factories import AgentFactory, AgentProposalFactory, UserFactory, async_create
 from tests.integration.races import check_one_decision_won
 

@@ -32,7 +32,12 @@ from core.database import (
     make_engine,
     mysql_startup_lock_name,
 )
-from core.models import AgentRegistry, Team, User, Workspace
+from core.models import (
+    AgentRegistry,
+    Team,
+    User,
+    Workspace,
+)
 from core.tools.problems import TRACEBACK_ENV
 from tests import harness
 

@@ -1,9 +1,9 @@
 """Two sessions deciding the same proposal at once: exactly one wins.
 
-Real connections, not the rolled-back `db` fixture: each module gets a
-database of its own (`race_url`: a temporary SQLite file, or a scratch
-PostgreSQL database created and dropped by the fixture), because the race
-needs two transactions that both commit.
+Real connections, not the rolled-back `db` fixture: `race_url` (see
+conftest.py: the run's own database on its backend, emptied after each test,
+a scratch one on the other), because the race needs two transactions that
+both commit.
 
 Both deciders load the proposal in a transaction that ends before either
 decides, as a person decides on a proposal shown earlier. (In one open
@@ -26,16 +26,20 @@ from sqlalchemy.orm import Session
 from core import governance
 from core.database import make_engine
 from core.governance import ProposalConflict
-from core.models import AgentProposal, ProposalStatus, User
+from core.models import (
+    AgentProposal,
+    ProposalStatus,
+    User,
+)
 from tests.factories import AgentFactory, AgentProposalFactory, UserFactory
 from tests.integration.races import check_one_decision_won
 
 Decision = Callable[[Session, AgentProposal, User], object]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def engines(race_url: URL) -> Iterator[tuple[Engine, Engine]]:
-    """Two engines (two pools, two connections) on one fresh database; each
+    """Two engines (two pools, two connections) on the race database; each
     test seeds a proposal of its own in it."""
     first, second = make_engine(race_url), make_engine(race_url)
     yield first, second

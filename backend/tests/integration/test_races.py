@@ -62,10 +62,10 @@ from tests.integration.races import (
 patterns = pytest.mark.parametrize("pattern", PATTERNS)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def race_engine(race_url: URL) -> Iterator[Engine]:
-    """An engine on the module's race database (not `engine`: that name is the
-    suite's own database, which the isolation sentinel checks)."""
+    """An engine of the test's own on the race database (a pool of its own for
+    the racing threads; `engine` is the name of the suite's database fixture)."""
     engine = make_engine(race_url)
     yield engine
     engine.dispose()

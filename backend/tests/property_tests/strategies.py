@@ -20,7 +20,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Boolean, Column, Enum, Float, Integer, String, inspect
 from sqlalchemy.types import JSON
 
-from core.models import User, normalize_email
+from core.models import (
+    User,
+    normalize_email,
+)
 from core.schema import (
     Base,
     UTCDateTime,

@@ -17,7 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.models import AgentRegistry, Workspace
+from core.models import (
+    AgentRegistry,
+    Workspace,
+)
 from tests.factories import AgentFactory, WorkspaceFactory
 from tests.harness import db_examples
 from tests.property_tests.strategies import TEXT_ALPHABET

@@ -8,7 +8,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import AgentExecution, AgentRegistry, User
+from core.models import (
+    AgentExecution,
+    AgentRegistry,
+    User,
+)
 from core.schema import Base
 from core.tenancy import is_tenant_owned, scoped_to_workspace
 from tests.factories import AgentExecutionFactory, AgentFactory, WorkspaceFactory

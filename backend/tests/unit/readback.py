@@ -17,7 +17,11 @@ from sqlalchemy import ColumnElement, Table, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.models import AgentRegistry, ValidationError, WorkflowStepExecution
+from core.models import (
+    AgentRegistry,
+    ValidationError,
+    WorkflowStepExecution,
+)
 from core.schema import Base
 from tests.harness import QueryLog
 

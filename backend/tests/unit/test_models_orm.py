@@ -452,6 +452,7 @@ class TestWorkspaceModel:
         assert workspace.metadata_json == {}
         assert repr(workspace) == f"<Workspace {workspace.id} 'Acme'>"
 
+    @pytest.mark.strict_loading(False, reason="loads each side's collection, one by one")
     def test_users_and_workspaces_are_many_to_many(
         self, db: Session, commit_and_expire: Reload
     ) -> None:

@@ -26,7 +26,10 @@ from core.database import (
     make_async_engine,
     make_async_session_factory,
 )
-from core.models import Base, User
+from core.models import (
+    Base,
+    User,
+)
 from tests import harness
 
 # --------------------------------------------------------------------------

@@ -6,7 +6,13 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from core.models import AgentRegistry, AgentStatus, Team, User, Workspace
+from core.models import (
+    AgentRegistry,
+    AgentStatus,
+    Team,
+    User,
+    Workspace,
+)
 from tests import harness
 from tests.factories import (
     AgentFactory,

@@ -23,7 +23,11 @@ from core.database import (
     ImplicitLoadError,
     make_async_session_factory,
 )
-from core.models import AgentExecution, AgentRegistry, Workspace
+from core.models import (
+    AgentExecution,
+    AgentRegistry,
+    Workspace,
+)
 from tests import harness
 from tests.factories import AgentExecutionFactory, AgentFactory, async_create
 

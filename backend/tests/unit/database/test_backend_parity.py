@@ -17,7 +17,11 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.models import AgentExecution, Team, User
+from core.models import (
+    AgentExecution,
+    Team,
+    User,
+)
 from core.schema import new_uuid
 from tests.factories import AgentExecutionFactory, TeamFactory, UserFactory, WorkspaceFactory
 

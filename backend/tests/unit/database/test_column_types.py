@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Dialect, create_mock_engine
 
-from core.models import User, ValidationError
+from core.models import (
+    User,
+    ValidationError,
+)
 from core.schema import UTCDateTime, as_utc, json_type, new_uuid, utc_now
 
 PLUS_TWO = timezone(timedelta(hours=2))

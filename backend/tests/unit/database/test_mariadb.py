@@ -27,7 +27,11 @@ from core.database import (
     make_engine,
     mysql_startup_lock_name,
 )
-from core.models import AgentExecution, Base, User
+from core.models import (
+    AgentExecution,
+    Base,
+    User,
+)
 from core.schema import UTCDateTime
 from tests import databases, harness
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 import factory
 from sqlalchemy.orm import Session
 
-from core.models import (
-    AgentRegistry,
-)
+from core.models import AgentRegistry
 from tests.factories import (
     ALL_FACTORIES,
     AgentFactory,

@@ -10,7 +10,10 @@ from sqlalchemy.orm import Session
 
 from core import governance
 from core.governance import MATURITY_THRESHOLDS, GovernanceError, maturity_for_confidence
-from core.models import AgentStatus, ValidationError
+from core.models import (
+    AgentStatus,
+    ValidationError,
+)
 from tests.factories import AgentExecutionFactory, AgentFactory, UserFactory
 from tests.unit.governance.common import row_counts
 

@@ -15,7 +15,10 @@ from sqlalchemy.orm import Session
 
 from core import governance
 from core.governance import ConcurrentUpdate, GovernanceError, InvalidTransition, ProposalConflict
-from core.models import ProposalStatus, Workspace
+from core.models import (
+    ProposalStatus,
+    Workspace,
+)
 from tests.factories import WorkspaceFactory
 from tests.unit.governance.common import count
 

@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session
 
 from core import governance
 from core.governance import AgentNotRunnable, InvalidTransition, ProposalConflict
-from core.models import AgentExecution, AgentProposal, AgentStatus, ProposalStatus, ProposalType
+from core.models import (
+    AgentExecution,
+    AgentProposal,
+    AgentStatus,
+    ProposalStatus,
+    ProposalType,
+)
 from tests.factories import (
     AgentFactory,
     AgentProposalFactory,

@@ -20,7 +20,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from core.database import make_engine
-from core.models import Team, User
+from core.models import (
+    Team,
+    User,
+)
 from core.schema import Base
 from tests import harness
 from tests.factories import UserFactory

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import uuid
-from contextlib import closing
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,7 +26,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from core.database import make_engine
-from core.models import Base, User
+from core.models import (
+    Base,
+    User,
+)
 from tests import databases, harness
 from tests.factories import UserFactory
 from tests.migrations.databases import ScratchDatabases
@@ -157,7 +160,11 @@ def test_a_leftover_sqlite_companion_file_is_left_untouched(tmp_path: Path, comp
 def test_an_existing_postgresql_database_of_the_same_name_is_left_untouched() -> None:
     server = harness.postgres_server_or_skip()
     url = databases.sibling_database_url(server, f"theirs_{uuid.uuid4().hex[:8]}")
-    # Someone else's database, made without tests.databases.
+    # Someone else's database, made without tests.databases: a connection the
+    # database guard would refuse, allowed here on purpose.
+    allowed = ExitStack()
+    allowed.enter_context(databases.allowed_database(server.set(database="postgres")))
+    allowed.enter_context(databases.allowed_database(url))
     admin = create_engine(
         server.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
     )
@@ -180,6 +187,7 @@ def test_an_existing_postgresql_database_of_the_same_name_is_left_untouched() ->
         with admin.connect() as connection:
             connection.exec_driver_sql(f"DROP DATABASE {name}")
         admin.dispose()
+        allowed.close()
 
 
 def test_scratch_databases_drop_only_what_they_created(engine: Engine, tmp_path: Path) -> None:

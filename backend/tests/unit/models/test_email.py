@@ -11,7 +11,10 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.models import User, ValidationError
+from core.models import (
+    User,
+    ValidationError,
+)
 from tests.factories import UserFactory
 from tests.unit.readback import stored, table_of
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from core.models import WorkflowExecutionStatus, WorkflowStepExecution
+from core.models import (
+    WorkflowExecutionStatus,
+    WorkflowStepExecution,
+)
 from core.schema import Base
 from tests.factories import WorkflowExecutionFactory, WorkflowStepExecutionFactory
 from tests.unit.readback import Reload, count_rows, reflected, table_of

@@ -8,7 +8,10 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.models import AgentRegistry, WorkflowExecution
+from core.models import (
+    AgentRegistry,
+    WorkflowExecution,
+)
 from tests.factories import (
     AgentFactory,
     CanvasAuditFactory,

@@ -13,7 +13,10 @@ import pytest
 from sqlalchemy import Engine, make_url
 
 from core.database import session_scope
-from core.models import Base, User
+from core.models import (
+    Base,
+    User,
+)
 from core.tools import cli
 
 
