@@ -51,6 +51,10 @@ for _name, _examples in EXAMPLES.items():
     settings.register_profile(_name, max_examples=_examples, deadline=None, print_blob=True)
 
 
+# The profile that was loaded before this pytest session loaded its own.
+_PREVIOUS = pytest.StashKey[str]()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     # Before hypothesis's own plugin, so that `--hypothesis-profile` still
@@ -61,4 +65,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"{PROFILE_ENV} must be one of {', '.join(EXAMPLES)} (got {name!r})"
         )
+    config.stash[_PREVIOUS] = settings.get_current_profile_name()
     settings.load_profile(name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Loading a profile is global to the process: a session run inside a test
+    # (pytester) puts back the outer run's, `--hypothesis-profile` included.
+    previous = config.stash.get(_PREVIOUS, None)
+    if previous is not None:
+        settings.load_profile(previous)

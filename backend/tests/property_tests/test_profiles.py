@@ -54,7 +54,6 @@ COUNTS = """
 """
 
 
-@pytest.mark.usefixtures("restore_profile")
 @pytest.mark.parametrize(
     ("profile", "options", "expected"),
     [
@@ -71,17 +70,20 @@ def test_the_setting_reaches_a_test_in_any_folder(
     options: list[str],
     expected: str,
 ) -> None:
+    outer = settings.get_current_profile_name()
     monkeypatch.setenv(PROFILE_ENV, profile)
     pytester.makepyfile(test_anywhere=textwrap.dedent(COUNTS))
     result = pytester.runpytest("-p", "tests.conftest", "-p", "no:randomly", "-s", *options)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([expected])
+    # Loading a profile is global: the inner session put this run's back.
+    assert settings.get_current_profile_name() == outer
 
 
-@pytest.mark.usefixtures("restore_profile")
 def test_an_unknown_profile_stops_the_run_naming_the_setting(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    outer = settings.get_current_profile_name()
     monkeypatch.setenv(PROFILE_ENV, "fast")
     pytester.makepyfile(test_anywhere=textwrap.dedent(COUNTS))
     result = pytester.runpytest("-p", "tests.conftest", "-p", "no:randomly")
@@ -89,6 +91,7 @@ def test_an_unknown_profile_stops_the_run_naming_the_setting(
     result.stderr.fnmatch_lines(
         ["ERROR: HYPOTHESIS_PROFILE must be one of dev, default, ci (got 'fast')"]
     )
+    assert settings.get_current_profile_name() == outer
 
 
 def test_a_failing_property_prints_how_to_reproduce_it(pytester: pytest.Pytester) -> None:

@@ -1,5 +1,6 @@
-"""Enum columns: an unknown value is refused on assignment, before any SQL,
-naming the field and every allowed value."""
+"""Enum columns: a member or its value is accepted, and an unknown value is
+refused on assignment, before any SQL, naming the field and every allowed
+value."""
 
 from __future__ import annotations
 
