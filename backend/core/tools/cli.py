@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 from core import migrate
 from core.database import (
     DEFAULT_DATABASE_PATH,
+    SQLITE_BEGIN,
     checked_url,
     database_url,
     make_engine,
@@ -45,6 +46,14 @@ from core.tools.problems import (
 # How long to wait for a database server before saying it does not answer
 # (unless DATABASE_URL sets connect_timeout itself).
 CONNECT_TIMEOUT_SECONDS = 10
+
+
+def reading(engine: Engine) -> Engine:
+    """`engine` for transactions that only read. On a SQLite file they begin
+    DEFERRED, so they read beside another process's start-up (which holds the
+    write lock while it migrates or plays its round) instead of queueing
+    behind it for the busy timeout."""
+    return engine.execution_options(**{SQLITE_BEGIN: "deferred"})
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
@@ -116,7 +125,7 @@ def run(command: str, url: URL) -> None:
         if command == "demo":
             play_round(engine)
             print()
-        counts = table_counts(engine)
+        counts = table_counts(reading(engine))
         print(f"database: {engine.url.render_as_string(hide_password=True)}")
         print(format_counts(counts))
     finally:
@@ -178,7 +187,7 @@ def upgrade(engine: Engine) -> None:
     """Migrate to head and say so; refuse a schema no migration made, or one
     stamped with a revision this code does not have."""
     where = engine.url.render_as_string(hide_password=True)
-    unversioned = migrate.unversioned_tables(engine)
+    unversioned = migrate.unversioned_tables(reading(engine))
     if unversioned:
         raise Problem(
             ExitCode.REFUSED,
@@ -186,7 +195,7 @@ def upgrade(engine: Engine) -> None:
             "If its schema is current, run `alembic stamp head` once; otherwise move the "
             "file away and run again.",
         )
-    unknown = migrate.unknown_revisions(engine)
+    unknown = migrate.unknown_revisions(reading(engine))
     if unknown:
         raise Problem(
             ExitCode.REFUSED,
