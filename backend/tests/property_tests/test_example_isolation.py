@@ -136,7 +136,14 @@ def test_a_plain_given_test_that_takes_db_is_refused(pytester: pytest.Pytester) 
     # ones: a test that forgets the decorator fails before any example runs.
     pytester.makepyfile(test_inner=textwrap.dedent(PLAIN_AND_DECORATED))
     result = pytester.runpytest(
-        "-p", "tests.conftest", "-p", "no:randomly", "-p", "no:cacheprovider"
+        "-p",
+        "tests.conftest",
+        "-o",
+        "asyncio_default_fixture_loop_scope=session",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(

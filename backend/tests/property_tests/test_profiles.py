@@ -73,7 +73,16 @@ def test_the_setting_reaches_a_test_in_any_folder(
     outer = settings.get_current_profile_name()
     monkeypatch.setenv(PROFILE_ENV, profile)
     pytester.makepyfile(test_anywhere=textwrap.dedent(COUNTS))
-    result = pytester.runpytest("-p", "tests.conftest", "-p", "no:randomly", "-s", *options)
+    result = pytester.runpytest(
+        "-p",
+        "tests.conftest",
+        "-o",
+        "asyncio_default_fixture_loop_scope=session",
+        "-p",
+        "no:randomly",
+        "-s",
+        *options,
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([expected])
     # Loading a profile is global: the inner session put this run's back.
@@ -86,7 +95,14 @@ def test_an_unknown_profile_stops_the_run_naming_the_setting(
     outer = settings.get_current_profile_name()
     monkeypatch.setenv(PROFILE_ENV, "fast")
     pytester.makepyfile(test_anywhere=textwrap.dedent(COUNTS))
-    result = pytester.runpytest("-p", "tests.conftest", "-p", "no:randomly")
+    result = pytester.runpytest(
+        "-p",
+        "tests.conftest",
+        "-o",
+        "asyncio_default_fixture_loop_scope=session",
+        "-p",
+        "no:randomly",
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["ERROR: HYPOTHESIS_PROFILE must be one of dev, default, ci (got 'fast')"]

@@ -247,7 +247,14 @@ def test_a_run_fails_the_test_that_reaches_the_development_database(
             """
         )
     )
-    result = pytester.runpytest("-p", "tests.conftest", "-pno:randomly", "-pno:xdist")
+    result = pytester.runpytest(
+        "-p",
+        "tests.conftest",
+        "-o",
+        "asyncio_default_fixture_loop_scope=session",
+        "-pno:randomly",
+        "-pno:xdist",
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         ["*Failed: Database access refused: sqlite:///*dev.db is not one of this test run's*"]

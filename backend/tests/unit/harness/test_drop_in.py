@@ -206,7 +206,14 @@ def test_another_project_runs_on_the_harness_unchanged(
         monkeypatch.setenv("NOTES_DATABASE_URL", f"sqlite:///{app_database}")
 
         result = pytester.runpytest(
-            "-p", "tests.conftest", "-pno:randomly", "-pno:xdist", "--check-isolation", "-v"
+            "-p",
+            "tests.conftest",
+            "-o",
+            "asyncio_default_fixture_loop_scope=session",
+            "-pno:randomly",
+            "-pno:xdist",
+            "--check-isolation",
+            "-v",
         )
 
         assert not app_database.exists()
@@ -222,7 +229,14 @@ def test_the_project_is_refused_its_own_application_database(
     pytester.syspathinsert()
     monkeypatch.setenv("NOTES_DATABASE_URL", f"sqlite:///{pytester.path / 'notes.db'}")
     monkeypatch.setenv("NOTES_TEST_DATABASE_URL", "sqlite:///notes.db")
-    result = pytester.runpytest("-p", "tests.conftest", "-pno:randomly", "-pno:xdist")
+    result = pytester.runpytest(
+        "-p",
+        "tests.conftest",
+        "-o",
+        "asyncio_default_fixture_loop_scope=session",
+        "-pno:randomly",
+        "-pno:xdist",
+    )
     assert result.ret == 4
     result.stdout.fnmatch_lines(
         [
@@ -236,7 +250,14 @@ def test_a_harness_project_that_is_no_project_is_refused(pytester: pytest.Pytest
     pytester.makepyfile(notes_tests="PROJECT = object()\n")
     pytester.makeini("[pytest]\nharness_project = notes_tests:PROJECT\n")
     pytester.syspathinsert()
-    result = pytester.runpytest("-p", "tests.conftest", "-pno:randomly", "-pno:xdist")
+    result = pytester.runpytest(
+        "-p",
+        "tests.conftest",
+        "-o",
+        "asyncio_default_fixture_loop_scope=session",
+        "-pno:randomly",
+        "-pno:xdist",
+    )
     result.stderr.fnmatch_lines(
         ["*harness_project names <object object at *>, not a tests.harness.Project*"]
     )

@@ -53,7 +53,14 @@ INNER_PLUGINS_OFF = [
 def _run_suite(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     """Run `source` as a test module in-process, with this project's harness."""
     pytester.makepyfile(test_generated=textwrap.dedent(source))
-    return pytester.runpytest("-p", "tests.conftest", *INNER_PLUGINS_OFF, *args)
+    return pytester.runpytest(
+        "-p",
+        "tests.conftest",
+        "-o",
+        "asyncio_default_fixture_loop_scope=session",
+        *INNER_PLUGINS_OFF,
+        *args,
+    )
 
 
 # --------------------------------------------------------------------------

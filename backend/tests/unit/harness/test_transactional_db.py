@@ -153,7 +153,13 @@ def test_code_that_commits_leaves_nothing_for_the_next_test(pytester: pytest.Pyt
         )
     )
     result = pytester.runpytest(
-        "-p", "tests.conftest", "-pno:randomly", "-pno:xdist", "--check-isolation"
+        "-p",
+        "tests.conftest",
+        "-o",
+        "asyncio_default_fixture_loop_scope=session",
+        "-pno:randomly",
+        "-pno:xdist",
+        "--check-isolation",
     )
     result.assert_outcomes(passed=3)
 
@@ -165,7 +171,14 @@ def test_both(db, transactional_db):
     pass
 """
     )
-    result = pytester.runpytest("-p", "tests.conftest", "-pno:randomly", "-pno:xdist")
+    result = pytester.runpytest(
+        "-p",
+        "tests.conftest",
+        "-o",
+        "asyncio_default_fixture_loop_scope=session",
+        "-pno:randomly",
+        "-pno:xdist",
+    )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*asks for both `db` and `transactional_db`*Use one of them.*"])
 
