@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -250,6 +252,35 @@ def _sqlite_begin_mode(mode: object) -> str:
     return str(mode)
 
 
+def _use_wal(cursor: Any) -> None:
+    """Put the database file in WAL mode (it stays so: the mode is stored in
+    the file). Asked only when it is not WAL yet: the switch needs the file
+    to itself, so asking while another process writes fails at once with
+    "database is locked", busy timeout or not, even when the file is WAL
+    already. Of two connections switching a new file at once, one fails; it
+    finds the file switched by the other."""
+    if _journal_mode(cursor) == "wal":
+        return
+    for _attempt in range(50):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+        if _journal_mode(cursor) == "wal":
+            return
+        time.sleep(0.1)
+    cursor.execute("PRAGMA journal_mode=WAL")  # still locked after 5 s: say so
+
+
+def _journal_mode(cursor: Any) -> str:
+    # execute, then fetch from the cursor: on aiosqlite's adapter, `execute`
+    # returns the driver's own (awaitable) cursor, not the adapter.
+    cursor.execute("PRAGMA journal_mode")
+    return str(cursor.fetchone()[0]).lower()
+
+
 def _install_sqlite_pragmas(engine: Engine, *, file_database: bool, begin: str) -> None:
     # Registered before the first connection exists: a StaticPool keeps that
     # first connection for the engine's whole life.
@@ -269,7 +300,7 @@ def _install_sqlite_pragmas(engine: Engine, *, file_database: bool, begin: str) 
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             if file_database:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _use_wal(cursor)
         finally:
             cursor.close()
 
