@@ -39,7 +39,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from tests import databases, guard, harness
-from tests.factories.base import bind_async_session
 from tests.strict_loading import NPlusOneError, strict_loading
 
 # `tests.profiles`: the hypothesis profiles, registered once for every folder;
@@ -270,7 +269,7 @@ async def async_db(
         async_engine.connect() as connection,
         harness.async_isolated_session(connection) as session,
     ):
-        with bind_async_session(session):
+        with harness.project().bind_async_session(session):
             yield session
 
 

@@ -23,6 +23,7 @@ in `tests.databases`, which creates and drops every database of the run).
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import re
 import sqlite3
@@ -48,14 +49,6 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
-# The async half of the harness is this project's own: it reaches the
-# application's async engines directly (the sync half goes through `Project`).
-from core.database import (
-    ASYNC_DRIVERS,
-    async_url,
-    make_async_engine,
-    make_async_session_factory,
-)
 from tests.databases import (
     SERVER_BACKENDS,
     DatabaseServerError,
@@ -83,7 +76,7 @@ DecoratedTest = TypeVar("DecoratedTest", bound=Callable[..., Any])
 # --------------------------------------------------------------------------
 
 
-def _no_binding(_session: Session) -> AbstractContextManager[object]:
+def _no_binding(_session: Session | AsyncSession) -> AbstractContextManager[object]:
     return nullcontext()
 
 
@@ -102,7 +95,8 @@ class Project:
     by the setting `app_url_setting`; the suite's is `test_url_setting`
     (default `default_test_url`, in-memory SQLite), vetted by `check_url(url,
     setting)` (raise ValueError). Optional: `bind_session(session)`, a context
-    manager that makes `db` the factories' session; `use_session_factory
+    manager that makes `db` the factories' session (`bind_async_session`: the
+    same for `async_db`); `use_session_factory
     (sessionmaker)`, the context manager that points the application's own
     units of work elsewhere (`transactional_db` points them at the run's
     database); `capture_on_commit(execute=...)`, what the fixture of that name
@@ -117,6 +111,7 @@ class Project:
     default_test_url: str = DEFAULT_TEST_DATABASE_URL
     check_url: Callable[[str, str], object] = lambda url, _setting: make_url(url)
     bind_session: Callable[[Session], AbstractContextManager[object]] = _no_binding
+    bind_async_session: Callable[[AsyncSession], AbstractContextManager[object]] = _no_binding
     use_session_factory: (
         Callable[[sessionmaker[Session]], AbstractContextManager[object]] | None
     ) = None
@@ -492,6 +487,14 @@ def _engine_with_schema(url: URL) -> Iterator[Engine]:
 # --------------------------------------------------------------------------
 
 
+def _async_app() -> Any:
+    """This project's async engines (`core.database`). The async half of the
+    harness reaches them directly, when an async fixture first runs; the sync
+    half goes through `Project`, so a project that reuses this module for
+    sync tests needs nothing of this one's `core`."""
+    return importlib.import_module("core.database")
+
+
 def _import_async_drivers() -> None:
     """Import every asyncio driver once, in the run that imports the harness.
 
@@ -500,7 +503,11 @@ def _import_async_drivers() -> None:
     time afterwards, and asyncpg's compiled protocol, loaded twice, crashes
     the interpreter (a segmentation fault at its next connection).
     """
-    for backend, drivers in ASYNC_DRIVERS.items():
+    try:
+        known = _async_app().ASYNC_DRIVERS
+    except ModuleNotFoundError:  # another project's run: no async engines of ours
+        return
+    for backend, drivers in known.items():
         for driver in drivers:
             with suppress(ImportError):  # a driver not installed is never used
                 URL.create(f"{backend}+{driver}").get_dialect(_is_async=True).import_dbapi()
@@ -513,7 +520,8 @@ def async_drivers(url: str | URL) -> tuple[str, ...]:
     """The asyncio drivers the async fixtures run on for a suite on `url`:
     each of the backend's `ASYNC_DRIVERS` (on PostgreSQL psycopg's async
     mode and asyncpg), each a parameter of the `async_engine` fixture."""
-    return ASYNC_DRIVERS.get(make_url(url).get_backend_name(), ())
+    drivers: tuple[str, ...] = _async_app().ASYNC_DRIVERS.get(make_url(url).get_backend_name(), ())
+    return drivers
 
 
 @asynccontextmanager
@@ -531,14 +539,14 @@ async def async_engine_for(engine: Engine, driver: str) -> AsyncIterator[AsyncEn
       sync engine, changes the schema it reads (`InvalidCachedStatementError`
       in an unrelated test, in one order only); see README "Async".
     """
-    url = async_url(engine.url, driver=driver)
+    url = _async_app().async_url(engine.url, driver=driver)
     refuse_development_database(url.render_as_string(hide_password=False))
     options: dict[str, Any] = {}
     if is_memory_sqlite(url):
         options["async_creator"] = _lend_memory_connection(engine)
     elif driver == "asyncpg":
         options["connect_args"] = {"prepared_statement_cache_size": 0}
-    async_engine = make_async_engine(url, **options)
+    async_engine: AsyncEngine = _async_app().make_async_engine(url, **options)
     try:
         yield async_engine
     finally:
@@ -591,7 +599,9 @@ async def async_isolated_session(connection: AsyncConnection) -> AsyncIterator[A
     is undone when the block ends. Its `commit()` and `rollback()` only
     release or roll back a SAVEPOINT of the outer transaction."""
     outer = await connection.begin()
-    sessions = make_async_session_factory(connection, join_transaction_mode="create_savepoint")
+    sessions = _async_app().make_async_session_factory(
+        connection, join_transaction_mode="create_savepoint"
+    )
     try:
         # Closed first (by `async with`), so its savepoints end before the
         # outer transaction is rolled back.

@@ -20,7 +20,7 @@ from core.database import (
 )
 from core.schema import Base
 from core.transactions import capture_on_commit
-from tests.factories.base import bind_session
+from tests.factories.base import bind_async_session, bind_session
 from tests.harness import Project
 
 PROJECT = Project(
@@ -30,6 +30,7 @@ PROJECT = Project(
     app_url_setting=DATABASE_URL_ENV,
     check_url=checked_url,
     bind_session=bind_session,
+    bind_async_session=bind_async_session,
     use_session_factory=use_session_factory,
     capture_on_commit=capture_on_commit,
 )
