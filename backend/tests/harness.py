@@ -154,6 +154,12 @@ def project() -> Project:
     return _projects[-1]
 
 
+# What a pytest run inside a test (pytester) needs to run on this harness:
+# its conftest as a plugin, and the suite's asyncio loop scope (the inner
+# run reads no pyproject.toml).
+INNER_RUN = ("-p", "tests.conftest", "-o", "asyncio_default_fixture_loop_scope=session")
+
+
 class DevelopmentDatabaseError(RuntimeError):
     """Raised when the tests are pointed at the application's own database."""
 

@@ -21,6 +21,7 @@ from core.models import (
     AgentRegistry,
     Workspace,
 )
+from tests import harness
 from tests.factories import AgentFactory, WorkspaceFactory
 from tests.harness import db_examples
 from tests.property_tests.strategies import TEXT_ALPHABET
@@ -136,10 +137,7 @@ def test_a_plain_given_test_that_takes_db_is_refused(pytester: pytest.Pytester) 
     # ones: a test that forgets the decorator fails before any example runs.
     pytester.makepyfile(test_inner=textwrap.dedent(PLAIN_AND_DECORATED))
     result = pytester.runpytest(
-        "-p",
-        "tests.conftest",
-        "-o",
-        "asyncio_default_fixture_loop_scope=session",
+        *harness.INNER_RUN,
         "-p",
         "no:randomly",
         "-p",

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests import harness
 from tests.profiles import EXAMPLES, PROFILE_ENV, examples_per_case, machine_examples
 
 
@@ -74,10 +75,7 @@ def test_the_setting_reaches_a_test_in_any_folder(
     monkeypatch.setenv(PROFILE_ENV, profile)
     pytester.makepyfile(test_anywhere=textwrap.dedent(COUNTS))
     result = pytester.runpytest(
-        "-p",
-        "tests.conftest",
-        "-o",
-        "asyncio_default_fixture_loop_scope=session",
+        *harness.INNER_RUN,
         "-p",
         "no:randomly",
         "-s",
@@ -96,10 +94,7 @@ def test_an_unknown_profile_stops_the_run_naming_the_setting(
     monkeypatch.setenv(PROFILE_ENV, "fast")
     pytester.makepyfile(test_anywhere=textwrap.dedent(COUNTS))
     result = pytester.runpytest(
-        "-p",
-        "tests.conftest",
-        "-o",
-        "asyncio_default_fixture_loop_scope=session",
+        *harness.INNER_RUN,
         "-p",
         "no:randomly",
     )

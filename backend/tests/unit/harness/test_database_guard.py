@@ -28,7 +28,7 @@ from core.database import (
     session_scope,
     use_session_factory,
 )
-from tests import databases
+from tests import databases, harness
 from tests.guard import connect_url, database_guard
 from tests.harness import CommittingDatabase
 
@@ -248,10 +248,7 @@ def test_a_run_fails_the_test_that_reaches_the_development_database(
         )
     )
     result = pytester.runpytest(
-        "-p",
-        "tests.conftest",
-        "-o",
-        "asyncio_default_fixture_loop_scope=session",
+        *harness.INNER_RUN,
         "-pno:randomly",
         "-pno:xdist",
     )

@@ -206,10 +206,7 @@ def test_another_project_runs_on_the_harness_unchanged(
         monkeypatch.setenv("NOTES_DATABASE_URL", f"sqlite:///{app_database}")
 
         result = pytester.runpytest(
-            "-p",
-            "tests.conftest",
-            "-o",
-            "asyncio_default_fixture_loop_scope=session",
+            *harness.INNER_RUN,
             "-pno:randomly",
             "-pno:xdist",
             "--check-isolation",
@@ -230,10 +227,7 @@ def test_the_project_is_refused_its_own_application_database(
     monkeypatch.setenv("NOTES_DATABASE_URL", f"sqlite:///{pytester.path / 'notes.db'}")
     monkeypatch.setenv("NOTES_TEST_DATABASE_URL", "sqlite:///notes.db")
     result = pytester.runpytest(
-        "-p",
-        "tests.conftest",
-        "-o",
-        "asyncio_default_fixture_loop_scope=session",
+        *harness.INNER_RUN,
         "-pno:randomly",
         "-pno:xdist",
     )
@@ -251,10 +245,7 @@ def test_a_harness_project_that_is_no_project_is_refused(pytester: pytest.Pytest
     pytester.makeini("[pytest]\nharness_project = notes_tests:PROJECT\n")
     pytester.syspathinsert()
     result = pytester.runpytest(
-        "-p",
-        "tests.conftest",
-        "-o",
-        "asyncio_default_fixture_loop_scope=session",
+        *harness.INNER_RUN,
         "-pno:randomly",
         "-pno:xdist",
     )

@@ -54,10 +54,7 @@ def _run_suite(pytester: pytest.Pytester, source: str, *args: str) -> pytest.Run
     """Run `source` as a test module in-process, with this project's harness."""
     pytester.makepyfile(test_generated=textwrap.dedent(source))
     return pytester.runpytest(
-        "-p",
-        "tests.conftest",
-        "-o",
-        "asyncio_default_fixture_loop_scope=session",
+        *harness.INNER_RUN,
         *INNER_PLUGINS_OFF,
         *args,
     )

@@ -230,10 +230,7 @@ OWN_SUITES_N_PLUS_ONES = pytest.mark.strict_loading(
 def _run_suite(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_generated=textwrap.dedent(source))
     return pytester.runpytest(
-        "-p",
-        "tests.conftest",
-        "-o",
-        "asyncio_default_fixture_loop_scope=session",
+        *harness.INNER_RUN,
         *harness_plugins_off(),
         *args,
     )

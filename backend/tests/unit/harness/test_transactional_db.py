@@ -153,10 +153,7 @@ def test_code_that_commits_leaves_nothing_for_the_next_test(pytester: pytest.Pyt
         )
     )
     result = pytester.runpytest(
-        "-p",
-        "tests.conftest",
-        "-o",
-        "asyncio_default_fixture_loop_scope=session",
+        *harness.INNER_RUN,
         "-pno:randomly",
         "-pno:xdist",
         "--check-isolation",
@@ -172,10 +169,7 @@ def test_both(db, transactional_db):
 """
     )
     result = pytester.runpytest(
-        "-p",
-        "tests.conftest",
-        "-o",
-        "asyncio_default_fixture_loop_scope=session",
+        *harness.INNER_RUN,
         "-pno:randomly",
         "-pno:xdist",
     )
