@@ -784,7 +784,11 @@ async def async_session_scope(
 ) -> AsyncIterator[AsyncSession]:
     """One async unit of work: commit on success, roll back on error, always
     close. Without a factory, a throwaway engine on `database_url()` (its
-    asyncio driver) is used and disposed of afterwards.
+    asyncio driver) is used and disposed of afterwards: unlike the sync
+    `session_scope`, no engine is kept between calls, because an async
+    engine's pooled connections belong to the event loop that opened them,
+    and a kept one reused from another loop fails ("attached to a different
+    loop").
 
     The governance rules are sync functions; run them inside with
     `await session.run_sync(route_trigger, agent, ...)`.
