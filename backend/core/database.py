@@ -284,7 +284,6 @@ def _journal_mode(cursor: Any) -> str:
 def _install_sqlite_pragmas(engine: Engine, *, file_database: bool, begin: str) -> None:
     # Registered before the first connection exists: a StaticPool keeps that
     # first connection for the engine's whole life.
-    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # On an async engine (aiosqlite) `dbapi_connection` is SQLAlchemy's
         # adapter, not a sqlite3 connection: the sqlite3 connection belongs to
@@ -303,6 +302,8 @@ def _install_sqlite_pragmas(engine: Engine, *, file_database: bool, begin: str) 
                 _use_wal(cursor)
         finally:
             cursor.close()
+
+    event.listen(engine, "connect", _on_connect)
 
     # Why a file database begins IMMEDIATE by default (as Rails 7.1 does):
     # SQLite has one writer at a time, and a DEFERRED transaction asks for
@@ -326,11 +327,12 @@ def _install_sqlite_pragmas(engine: Engine, *, file_database: bool, begin: str) 
     # opened read-only (`?mode=ro&uri=true`) begins IMMEDIATE without taking
     # the lock. In memory one connection is shared: plain BEGIN, nothing to
     # wait for, and the test harness's transactions are unchanged.
-    @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # With isolation_level=None the driver no longer begins transactions.
         mode = _sqlite_begin_mode(connection.get_execution_options().get(SQLITE_BEGIN, begin))
         connection.exec_driver_sql("BEGIN" if mode == "deferred" else "BEGIN IMMEDIATE")
+
+    event.listen(engine, "begin", _on_begin)
 
 
 # --------------------------------------------------------------------------
@@ -382,7 +384,6 @@ def _make_mysql_engine(
     created = create(url, **kwargs)
     engine = sync_engine_of(created)
 
-    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
@@ -395,7 +396,8 @@ def _make_mysql_engine(
         finally:
             cursor.close()
 
-    @event.listens_for(engine, "handle_error", retval=True)
+    event.listen(engine, "connect", _on_connect)
+
     def _violation_is_integrity_error(context: ExceptionContext) -> Exception | None:
         # As on SQLite and PostgreSQL: a row that breaks a constraint is an
         # IntegrityError, which callers (and env.py) catch as such.
@@ -408,6 +410,8 @@ def _make_mysql_engine(
         ) or (number == MYSQL_DATA_TRUNCATED and statement.startswith("ALTER TABLE")):
             return IntegrityError(context.statement, context.parameters, error)
         return None
+
+    event.listen(engine, "handle_error", _violation_is_integrity_error, retval=True)
 
     return created
 
@@ -727,7 +731,6 @@ class AsyncBackedSession(Session):
     """
 
 
-@event.listens_for(AsyncBackedSession, "do_orm_execute")
 def _refuse_implicit_load(state: ORMExecuteState) -> None:
     if in_greenlet():  # under an await: SQLAlchemy can run the query
         return
@@ -759,6 +762,9 @@ def _refuse_implicit_load(state: ORMExecuteState) -> None:
         "A query ran on the sync session of an AsyncSession outside `await`: use "
         "`await session.execute(...)`, or run sync code with `await session.run_sync(fn)`."
     )
+
+
+event.listen(AsyncBackedSession, "do_orm_execute", _refuse_implicit_load)
 
 
 # The session settings async code needs, shared by `make_async_session_factory`

@@ -734,8 +734,7 @@ class AgentProposal(Base):
 # ==========================================================================
 
 
-@cache
-def _constructor_defaults(model: type[Base]) -> tuple[tuple[str, Callable[[], Any]], ...]:
+def _find_constructor_defaults(model: type[Base]) -> tuple[tuple[str, Callable[[], Any]], ...]:
     found = []
     for column in inspect(model).columns:
         if column.key and column.info.get("uuid"):
@@ -745,7 +744,9 @@ def _constructor_defaults(model: type[Base]) -> tuple[tuple[str, Callable[[], An
     return tuple(found)
 
 
-@event.listens_for(Base, "init", propagate=True)
+_constructor_defaults = cache(_find_constructor_defaults)
+
+
 def _apply_constructor_defaults(target: Base, _args: Any, kwargs: dict[str, Any]) -> None:
     """Defaults that must exist before flush: the uuid, so `obj.id` can be used
     at once, and fresh `{}`/`[]` containers for JSON columns."""
@@ -755,7 +756,9 @@ def _apply_constructor_defaults(target: Base, _args: Any, kwargs: dict[str, Any]
             kwargs[key] = make_default()
 
 
-@event.listens_for(WorkflowStepExecution, "before_insert")
+event.listen(Base, "init", _apply_constructor_defaults, propagate=True)
+
+
 def _copy_workflow_id_from_run(
     _mapper: Mapper[Any], connection: Connection, step: WorkflowStepExecution
 ) -> None:
@@ -770,6 +773,9 @@ def _copy_workflow_id_from_run(
         step.workflow_id = connection.scalar(
             select(runs.c.workflow_id).where(runs.c.execution_id == step.execution_id)
         )
+
+
+event.listen(WorkflowStepExecution, "before_insert", _copy_workflow_id_from_run)
 
 
 # --------------------------------------------------------------------------
@@ -789,8 +795,7 @@ class _SetNullKey:
     relationships: tuple[str, ...]
 
 
-@cache
-def _set_null_keys(target: type[Base]) -> tuple[_SetNullKey, ...]:
+def _find_set_null_keys(target: type[Base]) -> tuple[_SetNullKey, ...]:
     """Every ON DELETE SET NULL key, of any model, that points at `target`'s table."""
     target_mapper = inspect(target)
     found = []
@@ -812,6 +817,9 @@ def _set_null_keys(target: type[Base]) -> tuple[_SetNullKey, ...]:
                 attribute = mapper.get_property_by_column(column).key
                 found.append(_SetNullKey(mapper.class_, attribute, position, relationships))
     return tuple(found)
+
+
+_set_null_keys = cache(_find_set_null_keys)
 
 
 class _LoadedHolders:
@@ -851,15 +859,16 @@ class _LoadedHolders:
 _HOLDERS: WeakKeyDictionary[Session, _LoadedHolders] = WeakKeyDictionary()
 
 
-@event.listens_for(Session, "before_flush")
-@event.listens_for(Session, "after_flush_postexec")
 def _forget_loaded_holders(session: Session, *_: Any) -> None:
     # Before every flush, too: a flush that failed never reached its
     # postexec, and what it indexed is stale.
     _HOLDERS.pop(session, None)
 
 
-@event.listens_for(Base, "after_delete", propagate=True)
+event.listen(Session, "before_flush", _forget_loaded_holders)
+event.listen(Session, "after_flush_postexec", _forget_loaded_holders)
+
+
 def _mirror_on_delete_set_null(_mapper: Mapper[Any], _conn: Connection, deleted: Base) -> None:
     """The database nulls SET NULL keys on delete; do the same to loaded objects.
 
@@ -885,6 +894,9 @@ def _mirror_on_delete_set_null(_mapper: Mapper[Any], _conn: Connection, deleted:
             for name in key.relationships:
                 if name in holder.__dict__:
                     set_committed_value(holder, name, None)
+
+
+event.listen(Base, "after_delete", _mirror_on_delete_set_null, propagate=True)
 
 
 __all__ = [

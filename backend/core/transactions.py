@@ -110,14 +110,15 @@ def _inside(transaction: SessionTransaction | Connection, outer: SessionTransact
     return False
 
 
-@event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
     for pending in _waiting(session):
         if _inside(pending.transaction, previous_transaction):
             pending.done = True
 
 
-@event.listens_for(Session, "after_commit")
+event.listen(Session, "after_soft_rollback", _drop_rolled_back)
+
+
 def _hand_on_committed(session: Session) -> None:
     waiting = _waiting(session)
     if not waiting:
@@ -141,6 +142,9 @@ def _hand_on_committed(session: Session) -> None:
     for pending in mine:
         pending.transaction = outer
     _awaiting(session, outer).extend(mine)
+
+
+event.listen(Session, "after_commit", _hand_on_committed)
 
 
 def _outer_transaction(session: Session) -> Connection | None:
@@ -188,12 +192,14 @@ def _awaiting(session: Session, connection: Connection) -> list[_Pending]:
     return waiting
 
 
-@event.listens_for(Session, "after_transaction_end")
 def _run_committed(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is not None:
         return
     committed: list[_Pending] = session.info.pop(_COMMITTED, [])
     run_all(pending.callback for pending in committed)
+
+
+event.listen(Session, "after_transaction_end", _run_committed)
 
 
 def run_all(callbacks: Iterable[Callback]) -> None:
