@@ -296,6 +296,19 @@ class TestWorkflowStepExecutionModel:
         )
         assert stored(db, WorkflowStepExecution, "workflow_id", explicit.id) == "kept-as-given"
 
+    def test_a_step_given_its_loaded_run_reads_nothing_back(
+        self, db: Session, count_queries: QueryCounter
+    ) -> None:
+        run = WorkflowExecutionFactory(_session=db, workflow_id="quarter-close")
+        step = new_step(execution=run, sequence_order=0)
+        db.add(step)
+
+        with count_queries(1) as log:  # the INSERT; the run's workflow_id is at hand
+            db.flush()
+
+        assert "INSERT INTO workflow_step_executions" in log.statements[0]
+        assert step.workflow_id == "quarter-close"
+
     def test_a_step_without_a_run_fails_at_flush(self, db: Session) -> None:
         db.add(new_step(sequence_order=0))
         with pytest.raises(IntegrityError):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from core.models import (
     User,
     ValidationError,
+    normalize_email,
 )
 from tests.factories import UserFactory
 from tests.unit.readback import stored, table_of
@@ -33,6 +34,19 @@ def test_malformed_email_is_rejected(given: object, message: str) -> None:
         User(email=given)
     assert error.value.field == "User.email"
     assert str(error.value) == f"User.email: {message}"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [(42, "expected a string, got 42"),
+     ("a@b", "'a@b' is not a valid email address (expected name@domain.tld)")],
+)  # fmt: skip
+def test_the_rule_itself_names_the_field(given: object, message: str) -> None:
+    # Called directly, as a caller's own code may: not only through the column.
+    with pytest.raises(ValidationError) as error:
+        normalize_email(given)  # type: ignore[arg-type]
+    assert error.value.field == "User.email"
+    assert error.value.message == message
 
 
 def test_email_is_unique_after_normalisation(db: Session) -> None:
