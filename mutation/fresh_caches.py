@@ -1,10 +1,12 @@
-"""A pytest plugin for mutation runs: each run starts with `core`'s caches empty.
+"""A pytest plugin for mutation runs: each test starts with `core`'s caches empty.
 
 mutmut forks every mutant's test run from a process that has already run
 the suite, so a `functools.cache` in `core` (the models' constructor
 defaults, their SET NULL keys) would hand every mutant the answer the
 unmutated function gave, and no mutant of a cached function could be seen.
-A fresh process computes them anew; so does a run with this plugin.
+Cleared before each test, not once per run: mutmut also learns which tests
+reach a function by watching it run, and a cached function runs only in the
+first test that asks for each answer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import pytest
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+def pytest_runtest_setup(item: pytest.Item) -> None:
     for name, module in list(sys.modules.items()):
         if name == "core" or name.startswith("core."):
             for value in list(vars(module).values()):

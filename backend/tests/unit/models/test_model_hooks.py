@@ -57,6 +57,19 @@ def test_deleting_a_user_nulls_the_loaded_references_to_it(db: Session) -> None:
         assert unrelated.user_id is not None
 
 
+def test_only_the_relationship_through_the_nulled_key_is_cleared(db: Session) -> None:
+    owner, workspace = UserFactory(), WorkspaceFactory()
+    # Both many-to-ones loaded; only `owner` goes through the deleted key.
+    agent = AgentFactory(owner=owner, workspace=workspace)
+    assert agent.__dict__["workspace"] is workspace
+
+    db.delete(owner)
+    db.flush()
+
+    assert agent.__dict__["owner"] is None
+    assert agent.__dict__["workspace"] is workspace
+
+
 def test_a_reference_never_loaded_is_left_for_the_database(db: Session) -> None:
     audit = CanvasAuditFactory()
     agent = AgentFactory()
