@@ -9,7 +9,7 @@ run's database (SQLite or PostgreSQL, whichever the suite runs on).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import pytest
@@ -29,14 +29,6 @@ from tests.factories import AgentExecutionFactory, AgentFactory, AgentProposalFa
 from tests.harness import CommittingDatabase
 
 Capture = Callable[..., AbstractContextManager[list[Callback]]]
-
-
-@pytest.fixture
-def heard() -> Iterator[list[Announcement]]:
-    """What a subscriber heard during the test."""
-    announcements: list[Announcement] = []
-    with governance.subscribed(announcements.append):
-        yield announcements
 
 
 def _kinds(heard: list[Announcement]) -> list[Announced]:
