@@ -236,6 +236,12 @@ def test_a_band_starts_exactly_at_its_threshold_and_not_a_float_before(
     assert maturity_for_confidence(math.nextafter(threshold, 0)) is below
 
 
+@pytest.mark.parametrize("confidence", [math.nextafter(0.0, -1), -1.0, math.nan])
+def test_a_confidence_below_every_threshold_is_a_students(confidence: float) -> None:
+    """Not a score the column holds, but the bands still have a floor."""
+    assert maturity_for_confidence(confidence) is AgentStatus.STUDENT
+
+
 @pytest.mark.parametrize(("threshold", "level", "next_level"), BAND_EDGES)
 def test_an_agent_graduates_exactly_at_the_next_threshold_and_not_a_float_before(
     threshold: float, level: AgentStatus, next_level: AgentStatus
