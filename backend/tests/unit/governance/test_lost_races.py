@@ -14,9 +14,10 @@ from typing import Any
 import psycopg
 import pymysql
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import Select, event, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from core import governance
 from core.governance import ConcurrentUpdate, GovernanceError, InvalidTransition, ProposalConflict
@@ -247,6 +248,53 @@ def test_a_rule_that_loses_a_race_mid_write_says_what_it_could_not_do(
 
     assert (lost.value.what, lost.value.reason) == (what, SQLITE_BUSY)
     assert isinstance(lost.value.__cause__, DBAPIError)
+
+
+POSTGRESQL = make_url("postgresql+psycopg://").get_dialect()()
+
+
+@contextmanager
+def _row_locks_asked(db: Session) -> Iterator[list[str]]:
+    """The ORM SELECTs the block runs that lock rows, written as for PostgreSQL
+    (the SQL a SQLite run sends has no lock clause: SQLite has no row locks)."""
+    asked: list[str] = []
+
+    def record(state: ORMExecuteState) -> None:
+        if isinstance(state.statement, Select):
+            sql = str(state.statement.compile(dialect=POSTGRESQL))
+            if " FOR " in sql:
+                asked.append(sql)
+
+    event.listen(db, "do_orm_execute", record)
+    try:
+        yield asked
+    finally:
+        event.remove(db, "do_orm_execute", record)
+
+
+def test_a_rating_locks_its_agent_yet_lets_rows_referencing_it_in(db: Session) -> None:
+    """FOR NO KEY UPDATE, not FOR UPDATE: other writers of the agent wait, but
+    rows that merely reference it (feedback, logs) can be inserted meanwhile
+    (`core.governance._locked`)."""
+    run, rater = AgentExecutionFactory(completed=True), UserFactory()
+
+    with _row_locks_asked(db) as asked:
+        governance.record_feedback(db, run, rater, rating=4)
+
+    (lock,) = asked
+    assert "FROM agent_registry" in lock
+    assert lock.endswith("FOR NO KEY UPDATE")
+
+
+def test_finishing_a_run_locks_it_yet_lets_rows_referencing_it_in(db: Session) -> None:
+    run = AgentExecutionFactory()
+
+    with _row_locks_asked(db) as asked:
+        governance.complete_execution(db, run, "done")
+
+    (lock,) = asked
+    assert "FROM agent_executions" in lock
+    assert lock.endswith("FOR NO KEY UPDATE")
 
 
 class Sessions:
