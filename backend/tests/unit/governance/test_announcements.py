@@ -9,7 +9,7 @@ run's database (SQLite or PostgreSQL, whichever the suite runs on).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import pytest
@@ -29,14 +29,6 @@ from tests.factories import AgentExecutionFactory, AgentFactory, AgentProposalFa
 from tests.harness import CommittingDatabase
 
 Capture = Callable[..., AbstractContextManager[list[Callback]]]
-
-
-@pytest.fixture
-def heard() -> Iterator[list[Announcement]]:
-    """What a subscriber heard during the test."""
-    announcements: list[Announcement] = []
-    with governance.subscribed(announcements.append):
-        yield announcements
 
 
 def _kinds(heard: list[Announcement]) -> list[Announced]:
@@ -64,7 +56,10 @@ def test_a_proposal_is_announced_at_each_step_of_its_life(
     assert _kinds(heard) == [Announced.PROPOSED, Announced.APPROVED, Announced.EXECUTED]
     assert {(a.agent_id, a.proposal_id) for a in heard} == {(agent.id, proposal.id)}
     title = proposal.title
-    assert heard[0].summary.startswith(f"action proposal {title!r} proposed by the maturity guard")
+    assert heard[0].summary == (
+        f"action proposal {title!r} proposed by the maturity guard (intern agents may not act "
+        "on triggers (confidence 0.60); routed to proposal)"
+    )
     assert heard[1].summary == f"action proposal {title!r} approved by lead@example.com"
     assert heard[2].summary == f"action proposal {title!r} executed (reply sent)"
 
@@ -100,6 +95,36 @@ def test_a_graduation_is_announced_and_a_rating_that_graduates_nobody_is_not(
         (Announced.GRADUATED, agent.id, None)
     ]
     assert heard[0].summary == "agent 'Scout' graduated intern -> supervised (confidence 0.75)"
+
+
+def test_a_training_proposal_is_announced_with_the_reason_for_the_block(
+    db: Session, capture_on_commit: Capture, heard: list[Announcement]
+) -> None:
+    agent = AgentFactory(student=True, name="Scout")
+    with capture_on_commit(execute=True):
+        routed = governance.route_trigger(db, agent, "manual", "ping", {})
+    assert routed.proposal is not None
+    assert heard == [
+        Announcement(
+            Announced.PROPOSED,
+            agent.id,
+            routed.proposal.id,
+            "training proposal 'Train Scout on ping' proposed by the maturity guard "
+            "(student agents may not act on triggers (confidence 0.30); routed to training)",
+        )
+    ]
+
+
+def test_subscribers_are_told_the_kind_of_decision_by_a_stable_name() -> None:
+    """What a subscriber matches on: renaming one breaks every subscriber."""
+    assert [str(kind) for kind in Announced] == [
+        "proposal.proposed",
+        "proposal.approved",
+        "proposal.rejected",
+        "proposal.cancelled",
+        "proposal.executed",
+        "agent.graduated",
+    ]
 
 
 def test_a_routed_run_announces_nothing(

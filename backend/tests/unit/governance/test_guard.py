@@ -3,7 +3,7 @@ one test per rule and per refused move."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session
@@ -15,12 +15,13 @@ from core.models import (
     AgentProposal,
     AgentStatus,
     BlockedTriggerContext,
+    ExecutionStatus,
     RoutingDecision,
     TriggerSource,
     ValidationError,
 )
 from tests.factories import AgentExecutionFactory, AgentFactory
-from tests.unit.governance.common import PAYLOAD, count, row_counts
+from tests.unit.governance.common import PAYLOAD, count, row_counts, stored_row
 
 # --------------------------------------------------------------------------
 # The maturity guard
@@ -149,6 +150,109 @@ def test_a_trigger_type_the_column_rejects_leaves_nothing_behind(db: Session) ->
     assert not db.new
 
 
+def test_a_blocked_student_leaves_a_training_proposal_and_says_why(db: Session) -> None:
+    agent = AgentFactory(student=True, name="Scout")
+
+    routed = governance.route_trigger(db, agent, "data_sync", "crm.ticket_created", PAYLOAD)
+
+    assert routed.blocked is not None
+    assert routed.proposal is not None
+    blocked = {
+        "agent_id": agent.id,
+        "agent_name": "Scout",
+        "routing_decision": "training",
+        "block_reason": "student agents may not act on triggers (confidence 0.30); "
+        "routed to training",
+    }
+    assert stored_row(db, BlockedTriggerContext, routed.blocked.id, *blocked) == blocked
+    proposal = {
+        "agent_id": agent.id,
+        "agent_name": "Scout",
+        "proposal_type": "training",
+        "title": "Train Scout on crm.ticket_created",
+        "description": "Scout is a student and may not act on 'crm.ticket_created' yet; "
+        "it should practise on this kind of trigger first.",
+        "learning_objectives": ["handle 'crm.ticket_created' triggers from data_sync"],
+        "proposed_action": None,
+        "proposed_by": "maturity-guard",
+        "status": "proposed",
+        "approved_by": None,
+        "completed_at": None,
+    }
+    assert stored_row(db, AgentProposal, routed.proposal.id, *proposal) == proposal
+
+
+def test_a_blocked_intern_leaves_an_action_proposal_and_says_why(db: Session) -> None:
+    agent = AgentFactory(intern=True, name="Scout")
+
+    routed = governance.route_trigger(db, agent, "manual", "ticket.reply_needed", PAYLOAD)
+
+    assert routed.blocked is not None
+    assert routed.proposal is not None
+    blocked = {
+        "agent_id": agent.id,
+        "agent_name": "Scout",
+        "agent_maturity_at_block": "intern",
+        "confidence_score_at_block": 0.6,
+        "routing_decision": "proposal",
+        "block_reason": "intern agents may not act on triggers (confidence 0.60); "
+        "routed to proposal",
+        "resolved_at": None,
+        "resolution_outcome": None,
+    }
+    assert stored_row(db, BlockedTriggerContext, routed.blocked.id, *blocked) == blocked
+    proposal = {
+        "agent_id": agent.id,
+        "agent_name": "Scout",
+        "proposal_type": "action",
+        "title": "Scout: act on ticket.reply_needed",
+        "description": "Scout is an intern: a person approves before it acts.",
+        "learning_objectives": None,
+        "proposed_by": "maturity-guard",
+    }
+    assert stored_row(db, AgentProposal, routed.proposal.id, *proposal) == proposal
+
+
+@pytest.mark.parametrize(
+    ("maturity", "triggered_by"),
+    [("supervised", "supervision:workflow_engine"), ("autonomous", "execution:workflow_engine")],
+)
+def test_a_run_the_guard_lets_through_records_the_trigger_it_answers(
+    db: Session, maturity: str, triggered_by: str
+) -> None:
+    """The trigger type, then the payload as JSON with sorted keys; a value JSON
+    cannot hold (a date) is written as its text."""
+    agent = AgentFactory(with_workspace=True, **{maturity: True})
+    payload = {"ticket": 42, "priority": "high", "due": date(2026, 3, 2)}
+
+    routed = governance.route_trigger(db, agent, "workflow_engine", "refund.requested", payload)
+
+    assert routed.execution is not None
+    run = {
+        "agent_id": agent.id,
+        "workspace_id": agent.workspace_id,
+        "triggered_by": triggered_by,
+        "status": "running",
+        "input_summary": 'refund.requested {"due": "2026-03-02", "priority": "high", "ticket": 42}',
+        "output_summary": None,
+        "completed_at": None,
+    }
+    assert stored_row(db, AgentExecution, routed.execution.id, *run) == run
+
+
+def test_a_stopped_agent_is_told_which_trigger_it_cannot_take_and_who_can(db: Session) -> None:
+    agent = AgentFactory(deprecated=True, name="Scout")
+
+    with pytest.raises(AgentNotRunnable) as refused:
+        governance.route_trigger(db, agent, "manual", "status.changed", PAYLOAD)
+
+    assert str(refused.value) == (
+        f"agent 'Scout' ({agent.id}) is deprecated: cannot take the manual trigger "
+        "'status.changed'; only student, intern, supervised, autonomous agents can"
+    )
+    assert refused.value.agent_id == agent.id
+
+
 # --------------------------------------------------------------------------
 # Executions
 # --------------------------------------------------------------------------
@@ -186,3 +290,76 @@ def test_a_finished_execution_cannot_finish_again(db: Session, status: str) -> N
     db.expire_all()
     assert execution.status == status
     assert execution.completed_at is None
+
+
+def test_a_finished_run_records_when_it_ended_and_how_long_it_took(
+    db: Session, now: datetime
+) -> None:
+    execution = AgentExecutionFactory(started_at=now - timedelta(seconds=3, microseconds=500))
+
+    governance.complete_execution(db, execution, "reply sent")
+
+    expected = {
+        "status": "completed",
+        "output_summary": "reply sent",
+        "error_message": None,
+        "completed_at": now,
+        "duration_seconds": 3.0005,
+    }
+    assert stored_row(db, AgentExecution, execution.id, *expected) == expected
+
+
+def test_a_failed_run_records_its_error_when_it_ended_and_how_long_it_took(
+    db: Session, now: datetime
+) -> None:
+    execution = AgentExecutionFactory(started_at=now - timedelta(seconds=2))
+
+    governance.complete_execution(db, execution, "CRM timed out", succeeded=False)
+
+    expected = {
+        "status": "failed",
+        "output_summary": None,
+        "error_message": "CRM timed out",
+        "completed_at": now,
+        "duration_seconds": 2.0,
+    }
+    assert stored_row(db, AgentExecution, execution.id, *expected) == expected
+
+
+@pytest.mark.parametrize("started", [timedelta(0), timedelta(seconds=5)], ids=["now", "later"])
+def test_a_run_ending_when_it_started_or_before_took_no_time(
+    db: Session, now: datetime, started: timedelta
+) -> None:
+    """A clock that stepped back (the start written by another host, say)
+    gives no negative duration."""
+    execution = AgentExecutionFactory(started_at=now + started)
+
+    governance.complete_execution(db, execution, "done")
+
+    assert stored_row(db, AgentExecution, execution.id, "duration_seconds") == {
+        "duration_seconds": 0.0
+    }
+
+
+def test_finishing_a_finished_run_names_its_outcome_as_final(db: Session) -> None:
+    execution = AgentExecutionFactory(status="failed")
+
+    with pytest.raises(InvalidTransition) as refused:
+        governance.complete_execution(db, execution, "again")
+
+    assert str(refused.value) == (
+        f"cannot move execution {execution.id} from 'failed' to 'completed' "
+        "(allowed from 'failed': none, it is final)"
+    )
+    assert (refused.value.current, refused.value.requested) == ("failed", "completed")
+
+
+def test_a_running_run_may_complete_or_fail_and_says_so_when_refused() -> None:
+    refused = InvalidTransition(
+        "execution x1", "running", "cancelled", governance.EXECUTION_MOVES[ExecutionStatus.RUNNING]
+    )
+
+    assert str(refused) == (
+        "cannot move execution x1 from 'running' to 'cancelled' "
+        "(allowed from 'running': completed, failed)"
+    )

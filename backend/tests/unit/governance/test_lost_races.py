@@ -1,26 +1,40 @@
 """Lost races: the retryable `ConcurrentUpdate`, how a database error is
-recognised as one, and `run_unit_of_work`, which retries it."""
+recognised as one, what each rule says when it loses one mid-write, and
+`run_unit_of_work`, which retries it."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import pymysql
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import Select, event, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from core import governance
 from core.governance import ConcurrentUpdate, GovernanceError, InvalidTransition, ProposalConflict
 from core.models import (
+    AgentStatus,
     ProposalStatus,
     Workspace,
 )
-from tests.factories import WorkspaceFactory
+from tests.factories import (
+    AgentExecutionFactory,
+    AgentFactory,
+    AgentProposalFactory,
+    UserFactory,
+    WorkspaceFactory,
+)
 from tests.unit.governance.common import count
+from tests.unit.readback import new_agent
 
 
 def test_a_concurrent_update_says_what_failed_why_and_what_to_do() -> None:
@@ -39,6 +53,10 @@ def test_a_proposal_conflict_is_the_retryable_error_naming_the_proposal() -> Non
 
     assert isinstance(conflict, ConcurrentUpdate)
     assert (conflict.proposal_id, conflict.requested) == ("p1", ProposalStatus.REJECTED)
+    assert (conflict.what, conflict.reason) == (
+        "proposal p1 was changed by another session before this one could mark it 'rejected'",
+        "its version moved on since this session loaded it",
+    )
     assert str(conflict) == (
         "proposal p1 was changed by another session before this one could mark it 'rejected': "
         "its version moved on since this session loaded it; roll back and retry the unit of work"
@@ -103,6 +121,180 @@ def test_postgresql_lost_races_are_told_apart_by_sqlstate(
 
 def test_only_database_errors_can_be_lost_races() -> None:
     assert governance.lost_race(ValueError("SQLITE_BUSY")) is None
+
+
+class DriverError(Exception):
+    """A driver's error as `lost_race` reads it: its args and, depending on the
+    driver, `sqlite_errorname` (sqlite3), `sqlstate` (psycopg 3) or `pgcode`
+    (psycopg2, not installed here)."""
+
+    def __init__(self, *args: object, **attributes: Any) -> None:
+        super().__init__(*args)
+        self.__dict__.update(attributes)
+
+
+# Every lost race `LOST_RACES` knows, written out here rather than read from
+# the module under test, and errors that are not lost races.
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [(DriverError("database is locked", sqlite_errorname="SQLITE_BUSY"),
+      "another session held the SQLite database's write lock (SQLITE_BUSY)"),
+     (DriverError("database is locked", sqlite_errorname="SQLITE_BUSY_SNAPSHOT"),
+      "another session committed after this transaction's first read, so SQLite refused "
+      "to let it write on what may be stale reads (SQLITE_BUSY_SNAPSHOT)"),
+     (psycopg.errors.SerializationFailure("could not serialize"),
+      "PostgreSQL could not serialize this transaction with a concurrent one (40001)"),
+     (psycopg.errors.DeadlockDetected("deadlock detected"),
+      "PostgreSQL aborted this transaction to break a deadlock with another (40P01)"),
+     (DriverError("lock timeout", pgcode="55P03"),
+      "a concurrent transaction held a row lock past the lock timeout (55P03)"),
+     (DriverError("deadlock detected", pgcode="40P01"),
+      "PostgreSQL aborted this transaction to break a deadlock with another (40P01)"),
+     (pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock"),
+      "MariaDB aborted this transaction to break a deadlock with another (1213)"),
+     (pymysql.err.OperationalError(1205, "Lock wait timeout exceeded"),
+      "a concurrent transaction held a row lock past MariaDB's lock wait timeout (1205)"),
+     # MariaDB's deadlock shares PostgreSQL's 40001: the error number decides.
+     (DriverError(1213, "Deadlock found", sqlstate="40001"),
+      "MariaDB aborted this transaction to break a deadlock with another (1213)"),
+     (pymysql.err.IntegrityError(1062, "Duplicate entry"), None),
+     (DriverError("duplicate key value", pgcode="23505"), None),
+     (DriverError("some other failure"), None),
+     (DriverError(), None)],
+    ids=["sqlite busy", "sqlite busy snapshot", "psycopg 40001", "psycopg 40P01",
+         "psycopg2 55P03", "psycopg2 40P01", "mariadb 1213", "mariadb 1205",
+         "mariadb 1213 with sqlstate", "mariadb 1062", "psycopg2 23505", "unknown", "bare"],
+)  # fmt: skip
+def test_each_lost_race_is_told_by_its_drivers_code_and_explained(
+    error: Exception, reason: str | None
+) -> None:
+    assert governance.lost_race(DBAPIError("UPDATE", None, error)) == reason
+
+
+SQLITE_BUSY = "another session held the SQLite database's write lock (SQLITE_BUSY)"
+
+
+@contextmanager
+def _every_flush_loses_a_race(db: Session) -> Iterator[None]:
+    """Every flush with something to write fails as a busy SQLite database would."""
+
+    def lose(*_: object) -> None:
+        raise DBAPIError("INSERT", None, DriverError(sqlite_errorname="SQLITE_BUSY"))
+
+    event.listen(db, "before_flush", lose)
+    try:
+        yield
+    finally:
+        event.remove(db, "before_flush", lose)
+
+
+Attempt = tuple[Callable[[], object], str]
+
+
+def _rate(db: Session) -> Attempt:
+    run, rater = AgentExecutionFactory(completed=True), UserFactory()
+    what = f"execution {run.id} could not be rated"
+    return partial(governance.record_feedback, db, run, rater, rating=4), what
+
+
+def _fail(db: Session) -> Attempt:
+    run = AgentExecutionFactory()
+    what = f"execution {run.id} could not be marked 'failed'"
+    return partial(governance.complete_execution, db, run, "boom", succeeded=False), what
+
+
+def _route(db: Session) -> Attempt:
+    agent = AgentFactory(autonomous=True)
+    what = f"agent {agent.id} could not take the trigger 'ping'"
+    return partial(governance.route_trigger, db, agent, "manual", "ping", {}), what
+
+
+def _route_unsaved(db: Session) -> Attempt:
+    """The agent is not in the database yet: it is named by the id it was given."""
+    agent = new_agent(status=AgentStatus.AUTONOMOUS)
+    what = f"agent {agent.id} could not take the trigger 'ping'"
+    return partial(governance.route_trigger, db, agent, "manual", "ping", {}), what
+
+
+def _approve(db: Session) -> Attempt:
+    proposal, approver = AgentProposalFactory(), UserFactory()
+    what = f"proposal {proposal.id} could not be marked 'approved'"
+    return partial(governance.approve_proposal, db, proposal, approver), what
+
+
+def _remember(db: Session) -> Attempt:
+    agent = AgentFactory(autonomous=True, with_workspace=True)
+    run = AgentExecutionFactory(agent=agent)
+    what = f"agent {agent.id} could not record the episode 'Nightly'"
+    return partial(governance.record_episode, db, agent, [run], title="Nightly"), what
+
+
+def _read(db: Session) -> Attempt:
+    agent = AgentFactory(autonomous=True, with_workspace=True)
+    episode = governance.record_episode(db, agent, [AgentExecutionFactory(agent=agent)], title="x")
+    return partial(governance.read_episode, db, episode), f"episode {episode.id} could not be read"
+
+
+@pytest.mark.parametrize(
+    "attempt", [_rate, _fail, _route, _route_unsaved, _approve, _remember, _read]
+)
+def test_a_rule_that_loses_a_race_mid_write_says_what_it_could_not_do(
+    db: Session, attempt: Callable[[Session], Attempt]
+) -> None:
+    act, what = attempt(db)
+
+    with _every_flush_loses_a_race(db), pytest.raises(ConcurrentUpdate) as lost:
+        act()
+
+    assert (lost.value.what, lost.value.reason) == (what, SQLITE_BUSY)
+    assert isinstance(lost.value.__cause__, DBAPIError)
+
+
+POSTGRESQL = make_url("postgresql+psycopg://").get_dialect()()
+
+
+@contextmanager
+def _row_locks_asked(db: Session) -> Iterator[list[str]]:
+    """The ORM SELECTs the block runs that lock rows, written as for PostgreSQL
+    (the SQL a SQLite run sends has no lock clause: SQLite has no row locks)."""
+    asked: list[str] = []
+
+    def record(state: ORMExecuteState) -> None:
+        if isinstance(state.statement, Select):
+            sql = str(state.statement.compile(dialect=POSTGRESQL))
+            if " FOR " in sql:
+                asked.append(sql)
+
+    event.listen(db, "do_orm_execute", record)
+    try:
+        yield asked
+    finally:
+        event.remove(db, "do_orm_execute", record)
+
+
+def test_a_rating_locks_its_agent_yet_lets_rows_referencing_it_in(db: Session) -> None:
+    """FOR NO KEY UPDATE, not FOR UPDATE: other writers of the agent wait, but
+    rows that merely reference it (feedback, logs) can be inserted meanwhile
+    (`core.governance._locked`)."""
+    run, rater = AgentExecutionFactory(completed=True), UserFactory()
+
+    with _row_locks_asked(db) as asked:
+        governance.record_feedback(db, run, rater, rating=4)
+
+    (lock,) = asked
+    assert "FROM agent_registry" in lock
+    assert lock.endswith("FOR NO KEY UPDATE")
+
+
+def test_finishing_a_run_locks_it_yet_lets_rows_referencing_it_in(db: Session) -> None:
+    run = AgentExecutionFactory()
+
+    with _row_locks_asked(db) as asked:
+        governance.complete_execution(db, run, "done")
+
+    (lock,) = asked
+    assert "FROM agent_executions" in lock
+    assert lock.endswith("FOR NO KEY UPDATE")
 
 
 class Sessions:
@@ -199,6 +391,95 @@ def test_retries_pause_a_random_time_below_a_doubling_bound(
 
     assert len(pauses) == 3
     assert all(0 <= pause <= 0.5 * 2**retry for retry, pause in enumerate(pauses))
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """The bounds of every random pause, each pause the longest allowed (none slept)."""
+    drawn: list[tuple[float, float]] = []
+
+    def longest(low: float, high: float) -> float:
+        drawn.append((low, high))
+        return high
+
+    monkeypatch.setattr("random.uniform", longest)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    return drawn
+
+
+def test_by_default_five_attempts_pausing_up_to_ten_milliseconds_doubled_each_time(
+    db: Session, pauses: list[tuple[float, float]]
+) -> None:
+    sessions = Sessions(db)
+    lost = ConcurrentUpdate("episode e1 could not be read", "busy")
+
+    with pytest.raises(ConcurrentUpdate) as error:
+        governance.run_unit_of_work(sessions, _losing(9, lost))
+
+    assert error.value.__notes__ == ["run_unit_of_work gave up after 5 attempts"]
+    assert (sessions.made, sessions.commits) == (5, 0)
+    assert pauses == [(0, 0.01), (0, 0.02), (0, 0.04), (0, 0.08)]
+
+
+def test_no_backoff_means_no_pause(db: Session, pauses: list[tuple[float, float]]) -> None:
+    lost = ConcurrentUpdate("episode e1 could not be read", "busy")
+
+    done = governance.run_unit_of_work(Sessions(db), _losing(2, lost), backoff=0)
+
+    assert (done.retries, pauses) == (2, [])
+
+
+def test_a_single_attempt_is_not_retried(db: Session) -> None:
+    sessions = Sessions(db)
+    lost = ConcurrentUpdate("episode e1 could not be read", "busy")
+
+    with pytest.raises(ConcurrentUpdate) as error:
+        governance.run_unit_of_work(sessions, _losing(1, lost), attempts=1, backoff=0)
+
+    assert error.value.__notes__ == ["run_unit_of_work gave up after 1 attempts"]
+    assert (sessions.made, sessions.commits) == (1, 0)
+
+
+def test_a_raw_lost_race_is_raised_as_the_unit_of_work_that_could_not_finish(
+    db: Session,
+) -> None:
+    busy = DBAPIError("INSERT", None, DriverError(sqlite_errorname="SQLITE_BUSY"))
+
+    with pytest.raises(ConcurrentUpdate) as error:
+        governance.run_unit_of_work(Sessions(db), _losing(1, busy), attempts=1, backoff=0)
+
+    assert (error.value.what, error.value.reason) == (
+        "the unit of work could not finish",
+        SQLITE_BUSY,
+    )
+    assert error.value.__cause__ is busy
+
+
+class LosingCommits(Sessions):
+    """Sessions whose first `times` commits lose a race (SQLITE_BUSY)."""
+
+    def __init__(self, db: Session, times: int) -> None:
+        super().__init__(db)
+        self.times = times
+
+    def __call__(self) -> Session:
+        session = super().__call__()
+        if self.made <= self.times:
+            event.listen(session, "before_commit", self._lose)
+        return session
+
+    @staticmethod
+    def _lose(_session: Session) -> None:
+        raise DBAPIError("COMMIT", None, DriverError(sqlite_errorname="SQLITE_BUSY"))
+
+
+def test_a_commit_that_loses_a_race_is_retried_too(db: Session) -> None:
+    sessions = LosingCommits(db, times=1)
+
+    done = governance.run_unit_of_work(sessions, _losing(0, ValueError()), backoff=0)
+
+    assert (done.retries, sessions.made, sessions.commits) == (1, 2, 1)
+    assert db.scalars(select(Workspace.name)).all() == [done.result]
 
 
 def test_a_unit_of_work_needs_at_least_one_attempt(db: Session) -> None:

@@ -17,6 +17,7 @@ from core.models import (
     AgentExecution,
     AgentProposal,
     AgentStatus,
+    BlockedTriggerContext,
     ProposalStatus,
     ProposalType,
 )
@@ -26,7 +27,7 @@ from tests.factories import (
     BlockedTriggerContextFactory,
     UserFactory,
 )
-from tests.unit.governance.common import PAYLOAD, count, row_counts
+from tests.unit.governance.common import PAYLOAD, count, row_counts, stored_row
 
 Move = Callable[[Session, AgentProposal], object]
 
@@ -230,8 +231,170 @@ def test_a_decision_on_a_stale_proposal_is_a_conflict(db: Session) -> None:
         .execution_options(synchronize_session=False)
     )
 
-    with pytest.raises(ProposalConflict, match=f"proposal {proposal.id} was changed by another"):
+    key = proposal.id
+
+    with pytest.raises(ProposalConflict, match=f"proposal {key} was changed by another") as lost:
         governance.approve_proposal(db, proposal, UserFactory())
 
+    assert (lost.value.proposal_id, lost.value.requested) == (key, "approved")
     db.rollback()
     assert (proposal.status, proposal.approved_by, proposal.version) == ("proposed", None, 1)
+
+
+# --------------------------------------------------------------------------
+# What each decision writes, exactly (the clock frozen at `now`)
+# --------------------------------------------------------------------------
+
+TRIGGER_COLUMNS = ("resolved", "resolved_at", "resolution_outcome")
+
+
+def _open_trigger(proposal: AgentProposal) -> BlockedTriggerContext:
+    return BlockedTriggerContextFactory(agent=proposal.agent, proposal=proposal)
+
+
+def _trigger(db: Session, trigger: BlockedTriggerContext) -> tuple[Any, ...]:
+    """The trigger's (resolved, resolved_at, resolution_outcome), as stored."""
+    return tuple(stored_row(db, BlockedTriggerContext, trigger.id, *TRIGGER_COLUMNS).values())
+
+
+def test_an_approval_records_the_approver_and_the_time_and_resolves_nothing(
+    db: Session, now: datetime
+) -> None:
+    proposal = AgentProposalFactory(agent=AgentFactory(intern=True))
+    trigger = _open_trigger(proposal)
+    approver = UserFactory()
+
+    governance.approve_proposal(db, proposal, approver, modifications={})
+
+    expected = {
+        "status": "approved",
+        "approved_by": approver.id,
+        "approved_at": now,
+        "modifications": None,  # none asked for
+        "completed_at": None,
+        "execution_result": None,
+    }
+    assert stored_row(db, AgentProposal, proposal.id, *expected) == expected
+    assert _trigger(db, trigger) == (False, None, None)
+
+
+@pytest.mark.parametrize(
+    ("requested", "outcome"),
+    [(ProposalStatus.REJECTED, "rejected by lead@example.com: too risky"),
+     (ProposalStatus.CANCELLED, "cancelled: moot")],
+)  # fmt: skip
+def test_a_rejection_or_cancellation_ends_the_proposal_and_its_triggers_at_once(
+    db: Session, now: datetime, requested: ProposalStatus, outcome: str
+) -> None:
+    proposal = AgentProposalFactory(agent=AgentFactory(intern=True))
+    trigger = _open_trigger(proposal)
+    reviewer = UserFactory(email="lead@example.com")
+
+    if requested == ProposalStatus.REJECTED:
+        governance.reject_proposal(db, proposal, reviewer, "too risky")
+    else:
+        governance.cancel_proposal(db, proposal, "moot")
+
+    expected = {
+        "status": requested,
+        "completed_at": now,
+        "approved_by": None,
+        "approved_at": None,
+        "execution_result": None,
+    }
+    assert stored_row(db, AgentProposal, proposal.id, *expected) == expected
+    assert _trigger(db, trigger) == (True, now, outcome)
+
+
+def test_an_executed_action_proposal_is_recorded_as_a_finished_run_of_its_agent(
+    db: Session, now: datetime
+) -> None:
+    agent = AgentFactory(intern=True, with_workspace=True)
+    action = {"trigger_type": "ticket.reply_needed", "source": "data_sync", "payload": PAYLOAD}
+    proposal = AgentProposalFactory(
+        agent=agent, approved=True, proposal_type=ProposalType.ACTION, proposed_action=action
+    )
+    trigger = _open_trigger(proposal)
+
+    execution = governance.execute_proposal(db, proposal, "reply sent")
+
+    assert execution is not None
+    run = {
+        "agent_id": agent.id,
+        "workspace_id": agent.workspace_id,
+        "triggered_by": "proposal",
+        "status": "completed",
+        # The proposed action, as JSON with its keys sorted.
+        "input_summary": '{"payload": {"priority": "high", "ticket": 42}, '
+        '"source": "data_sync", "trigger_type": "ticket.reply_needed"}',
+        "output_summary": "reply sent",
+        "error_message": None,
+        "started_at": now,
+        "completed_at": now,
+        "duration_seconds": 0.0,
+    }
+    assert stored_row(db, AgentExecution, execution.id, *run) == run
+    expected = {
+        "status": "executed",
+        "completed_at": now,
+        "execution_result": {"outcome": "reply sent", "execution_id": execution.id},
+    }
+    assert stored_row(db, AgentProposal, proposal.id, *expected) == expected
+    assert _trigger(db, trigger) == (True, now, "executed: reply sent")
+
+
+def test_an_executed_training_proposal_records_its_outcome_and_no_run(
+    db: Session, now: datetime
+) -> None:
+    proposal = AgentProposalFactory(agent=AgentFactory(student=True), approved=True)
+    trigger = _open_trigger(proposal)
+
+    assert governance.execute_proposal(db, proposal, "trained") is None
+
+    assert count(db, AgentExecution) == 0
+    expected = {
+        "status": "executed",
+        "completed_at": now,
+        "execution_result": {"outcome": "trained", "execution_id": None},
+    }
+    assert stored_row(db, AgentProposal, proposal.id, *expected) == expected
+    assert _trigger(db, trigger) == (True, now, "executed: trained")
+
+
+# --------------------------------------------------------------------------
+# What a refusal says
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("current", "requested", "allowed"),
+    [(ProposalStatus.REJECTED, ProposalStatus.APPROVED, "none, it is final"),
+     (ProposalStatus.PROPOSED, ProposalStatus.EXECUTED, "approved, cancelled, rejected"),
+     (ProposalStatus.APPROVED, ProposalStatus.APPROVED, "cancelled, executed")],
+)  # fmt: skip
+def test_a_refused_move_names_the_moves_allowed_from_where_the_proposal_is(
+    db: Session, current: ProposalStatus, requested: ProposalStatus, allowed: str
+) -> None:
+    proposal = AgentProposalFactory(agent=AgentFactory(intern=True), status=current)
+
+    with pytest.raises(InvalidTransition) as refused:
+        _moves(UserFactory())[requested](db, proposal)
+
+    assert str(refused.value) == (
+        f"cannot move proposal {proposal.id} from '{current}' to '{requested}' "
+        f"(allowed from '{current}': {allowed})"
+    )
+
+
+def test_a_proposal_of_a_stopped_agent_names_the_agent_and_who_can_act(db: Session) -> None:
+    agent = AgentFactory(status=AgentStatus.PAUSED, name="Scout")
+    proposal = AgentProposalFactory(agent=agent, approved=True)
+
+    with pytest.raises(AgentNotRunnable) as refused:
+        governance.execute_proposal(db, proposal, "done")
+
+    assert str(refused.value) == (
+        f"agent 'Scout' ({agent.id}) is paused: cannot execute proposal {proposal.id}; "
+        "only student, intern, supervised, autonomous agents can"
+    )
+    assert refused.value.agent_id == agent.id
