@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from core.database import checked_url
-from core.tools.problems import ExitCode, explain, unexpected
+from core.tools.problems import TRACEBACK_ENV, ExitCode, explain, trace_requested, unexpected
 
 
 def _refused(message: str) -> OperationalError:
@@ -86,3 +86,18 @@ def test_an_unexpected_error_with_no_message_leaves_the_line_empty() -> None:
         "python -m core migrate failed unexpectedly: RuntimeError: \n"
         "This is a bug: rerun with --traceback (or CORE_TRACEBACK=1) and report the trace."
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "requested"),
+    [(None, False), ("", False), ("0", False), ("1", True), ("yes", True)],
+)  # fmt: skip
+def test_the_trace_is_requested_by_any_value_but_empty_or_zero(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, requested: bool
+) -> None:
+    if value is None:
+        monkeypatch.delenv(TRACEBACK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(TRACEBACK_ENV, value)
+
+    assert trace_requested() is requested
