@@ -7,7 +7,8 @@ from pathlib import Path
 
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import Computed, DefaultClause, create_engine, func
+from sqlalchemy.dialects.postgresql import JSONB
 
 from core.migrate import migration_options, render_item, script_directory
 from core.schema import Base
@@ -89,3 +90,25 @@ def test_autogenerate_renders_portable_code_without_project_imports() -> None:
     assert "server_default=sa.true()" in code
     # Alembic's own JSONB rendering names a Text type that no revision imports.
     assert "astext_type" not in code
+
+
+class _AutogenContext:
+    def __init__(self) -> None:
+        self.imports: set[str] = set()
+
+
+def test_a_jsonb_column_is_rendered_with_the_import_it_needs() -> None:
+    context = _AutogenContext()
+
+    rendered = render_item("type", JSONB(none_as_null=True), context)  # type: ignore[arg-type]
+
+    assert rendered == "postgresql.JSONB(none_as_null=True)"
+    assert context.imports == {"from sqlalchemy.dialects import postgresql"}
+
+
+def test_a_server_default_that_is_no_default_clause_is_left_to_alembic() -> None:
+    context = _AutogenContext()
+
+    assert render_item("server_default", Computed("price * 2"), context) is False  # type: ignore[arg-type]
+    assert render_item("type", DefaultClause(func.now()), context) is False  # type: ignore[arg-type]
+    assert context.imports == set()

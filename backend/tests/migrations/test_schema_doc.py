@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from core.models import Base
 from core.tools import schema_doc
@@ -42,8 +51,30 @@ def test_the_diagram_shows_keys_rules_and_cardinality() -> None:
     assert 'children }o--o| parents : "guardian_id (SET NULL)"' in page
 
 
+def test_a_composite_key_is_labelled_with_its_columns_and_no_rule_as_restrict() -> None:
+    metadata = MetaData()
+    Table(
+        "rooms",
+        metadata,
+        Column("building", Integer, primary_key=True),
+        Column("number", Integer, primary_key=True),
+    )
+    Table(
+        "bookings",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("building", Integer, nullable=False),
+        Column("number", Integer, nullable=False),
+        ForeignKeyConstraint(["building", "number"], ["rooms.building", "rooms.number"]),
+    )
+
+    page = render_schema_doc(metadata)
+
+    assert '    bookings }o--|| rooms : "building, number (RESTRICT)"\n' in page
+
+
 def test_writing_the_doc_reports_whether_it_changed(tmp_path: Path) -> None:
-    page = tmp_path / "docs" / "schema.md"
+    page = tmp_path / "project" / "docs" / "schema.md"  # neither folder exists yet
 
     assert write_schema_doc(page) is True
     assert page.read_text() == render_schema_doc(Base.metadata)
@@ -61,3 +92,14 @@ def test_the_command_writes_the_page_then_finds_it_current(
 
     assert capsys.readouterr().out == f"{page}: updated\n{page}: already current\n"
     assert page.read_text() == render_schema_doc(Base.metadata)
+
+
+def test_the_command_names_a_page_inside_the_project_by_its_relative_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(schema_doc, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(schema_doc, "SCHEMA_DOC", tmp_path / "docs" / "schema.md")
+
+    assert schema_doc.main() == 0
+
+    assert capsys.readouterr().out == "docs/schema.md: updated\n"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.models import (
     AgentExecution,
@@ -29,6 +29,13 @@ def test_the_tenant_owned_models_are_found() -> None:
     names = {model.__name__ for model in TENANT_MODELS}
     assert {"AgentRegistry", "Episode", "Team", "WorkflowExecution"} <= names
     assert "User" not in names
+
+
+def test_a_class_that_is_not_mapped_is_not_tenant_owned() -> None:
+    class Plain:
+        workspace_id = "w"
+
+    assert is_tenant_owned(Plain) is False
 
 
 @pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda model: model.__name__)
@@ -64,6 +71,22 @@ def test_joined_tenant_models_are_scoped_too(db: Session) -> None:
     assert names == [their_agent.name]
 
 
+def test_an_aliased_tenant_model_is_scoped_too(db: Session) -> None:
+    mine, theirs = WorkspaceFactory(), WorkspaceFactory()
+    my_agent = AgentFactory(workspace=mine)
+    their_agent = AgentFactory(workspace=theirs)
+    AgentExecutionFactory(agent=my_agent, workspace_id=mine.id)
+    AgentExecutionFactory(agent=their_agent, workspace_id=mine.id)
+
+    agent = aliased(AgentRegistry)
+    query = select(AgentExecution).join(agent, AgentExecution.agent)
+    rows = db.scalars(scoped_to_workspace(query, mine.id)).all()
+    assert [row.agent_id for row in rows] == [my_agent.id]
+
+
 def test_a_query_of_no_tenant_owned_model_is_refused() -> None:
-    with pytest.raises(TypeError, match="no model with a workspace_id"):
+    with pytest.raises(TypeError) as refused:
         scoped_to_workspace(select(User), "any-workspace")
+    assert str(refused.value) == (
+        "scoped_to_workspace: the query selects no model with a workspace_id; selected: ['User']"
+    )

@@ -130,6 +130,9 @@ class _Context:
         ("1", "false", True),
         ("'member'", "'guest'", True),
         ("current_timestamp(6)", "'2020-01-01 00:00:00'", True),
+        ("current_timestamp(6)", "((current_timestamp))", False),
+        ("0.5", "'0.5'", False),  # server_default="0.5": SQLAlchemy quotes it
+        ("X'01'", "'01'", True),  # a byte is not the string of its digits
     ],
 )
 def test_mariadb_defaults_are_compared_as_mariadb_spells_them(
@@ -140,6 +143,15 @@ def test_mariadb_defaults_are_compared_as_mariadb_spells_them(
     found = migrate.compare_server_default(context, None, None, reported, None, model)  # type: ignore[arg-type]
 
     assert found is differs
+
+
+@pytest.mark.parametrize(("reported", "model"), [(None, "0"), ("0", None), (None, None)])
+def test_a_missing_default_on_either_side_is_left_to_alembic(
+    reported: str | None, model: str | None
+) -> None:
+    context = _Context(MARIADB)
+
+    assert migrate.compare_server_default(context, None, None, reported, None, model) is None  # type: ignore[arg-type]
 
 
 def test_other_backends_defaults_are_left_to_alembic() -> None:

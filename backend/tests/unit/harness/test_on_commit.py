@@ -286,3 +286,72 @@ def test_a_session_given_control_of_the_transaction_runs_them(
         session.commit()
     assert calls.ran == ["owned"]
     assert calls.users_seen == [1]
+
+
+def test_a_rolled_back_savepoint_drops_those_of_the_savepoints_still_open_inside_it(
+    session: Session, calls: Calls
+) -> None:
+    on_commit(session, calls("before"))
+    savepoint = session.begin_nested()
+    session.begin_nested()
+    on_commit(session, calls("in a savepoint left open"))
+    savepoint.rollback()  # the only rollback SQLAlchemy reports: of `savepoint`
+    assert len(pending_on_commit(session)) == 1
+    session.commit()
+    assert calls.ran == ["before"]
+
+
+def test_callbacks_waiting_for_the_owner_outlive_a_rollback_of_the_session(
+    db: Session,
+) -> None:
+    """Handed on to the fixture's transaction by `commit()`, they belong to
+    it, not to the session's next transaction."""
+
+    def waiting() -> None:
+        pass
+
+    on_commit(db, waiting)
+    db.commit()
+    db.add(User(email="then@example.com"))
+    db.rollback()
+    assert pending_on_commit(db) == [waiting]
+
+
+def test_the_owners_commit_warns_once_for_all_the_joined_commits(
+    transactional_db: CommittingDatabase,
+) -> None:
+    calls = Calls()
+    with transactional_db.engine.connect() as connection:
+        owner = connection.begin()
+        with Session(bind=connection) as session:
+            for name in ("first", "second"):
+                session.add(User(email=f"{name}@example.com"))
+                on_commit(session, calls(name))
+                session.commit()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                owner.commit()
+    assert [(warning.category, str(warning.message)) for warning in caught] == [
+        (
+            UnrunCallbacksWarning,
+            "2 on_commit callback(s) not run: the session joined a transaction of a "
+            "Connection that it did not own, and SQLAlchemy gives no event after that "
+            "transaction's COMMIT. Let the session own it "
+            '(Session(bind=connection, join_transaction_mode="control_fully")).',
+        )
+    ]
+    assert calls.ran == []
+
+
+def test_a_session_keeps_nothing_of_an_owners_transaction_once_it_ended(
+    transactional_db: CommittingDatabase,
+) -> None:
+    with transactional_db.engine.connect() as connection:
+        owner = connection.begin()
+        with Session(bind=connection) as session:
+            on_commit(session, lambda: None)
+            session.commit()
+            assert "core.transactions.outer" in session.info
+            owner.rollback()
+            assert "core.transactions.outer" not in session.info
+            assert pending_on_commit(session) == []
