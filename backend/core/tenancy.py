@@ -17,8 +17,10 @@ SelectT = TypeVar("SelectT", bound=Select[Any])
 
 
 def is_tenant_owned(model: type[Any]) -> bool:
-    """True when rows of `model` belong to a workspace (it maps `workspace_id`)."""
-    mapper = inspect(model, raiseerr=False)
+    """True when rows of `model` (a mapped class, or an alias of one) belong to
+    a workspace: it maps `workspace_id`."""
+    # An alias inspects as an AliasedInsp, whose `mapper` is its class's.
+    mapper = getattr(inspect(model, raiseerr=False), "mapper", None)
     return mapper is not None and "workspace_id" in mapper.columns
 
 
@@ -34,13 +36,14 @@ def scoped_to_workspace(query: type[Any] | Select[Any], workspace_id: str) -> Se
     Rows with no workspace belong to no tenant and are never returned.
     """
     statement = select(query) if isinstance(query, type) else query
-    selected = [d["entity"] for d in statement.column_descriptions if d["entity"] is not None]
+    # A Core SELECT of a table describes no entity: it is refused below.
+    selected = [d["entity"] for d in statement.column_descriptions if d.get("entity") is not None]
     if not any(is_tenant_owned(entity) for entity in selected):
         raise TypeError(
             "scoped_to_workspace: the query selects no model with a workspace_id; "
             f"selected: {[getattr(e, '__name__', e) for e in selected]}"
         )
-    registry = inspect(selected[0]).registry
+    registry = inspect(selected[0]).mapper.registry
     for mapper in registry.mappers:
         model = mapper.class_
         if is_tenant_owned(model):

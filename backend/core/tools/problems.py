@@ -85,7 +85,9 @@ _SQLITE_CANNOT_OPEN = (
 
 
 def _database_problem(error: DBAPIError, url: URL) -> Problem | None:
-    reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    # The first line of the driver's message; a driver may give none.
+    lines = str(error.orig if error.orig else error).strip().splitlines()
+    reason = lines[0] if lines else ""
     path = sqlite_file(url)
     if url.get_backend_name() == "sqlite":
         where = path or "in memory"

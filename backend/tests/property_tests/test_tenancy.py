@@ -84,6 +84,25 @@ def test_an_aliased_tenant_model_is_scoped_too(db: Session) -> None:
     assert [row.agent_id for row in rows] == [my_agent.id]
 
 
+def test_a_selected_aliased_tenant_model_is_scoped(db: Session) -> None:
+    mine, theirs = WorkspaceFactory(), WorkspaceFactory()
+    my_agent = AgentFactory(workspace=mine)
+    AgentFactory(workspace=theirs)
+
+    agent = aliased(AgentRegistry)
+    rows = db.scalars(scoped_to_workspace(select(agent), mine.id)).all()
+
+    assert [row.id for row in rows] == [my_agent.id]
+
+
+def test_a_core_select_of_a_table_is_refused_as_selecting_no_model() -> None:
+    with pytest.raises(TypeError) as refused:
+        scoped_to_workspace(select(AgentRegistry.__table__), "any-workspace")
+    assert str(refused.value) == (
+        "scoped_to_workspace: the query selects no model with a workspace_id; selected: []"
+    )
+
+
 def test_a_query_of_no_tenant_owned_model_is_refused() -> None:
     with pytest.raises(TypeError) as refused:
         scoped_to_workspace(select(User), "any-workspace")

@@ -74,7 +74,19 @@ def test_a_failure_with_no_driver_error_is_told_in_sqlalchemys_words() -> None:
     assert problem is not None
     assert problem.message.splitlines()[0] == (
         "Cannot connect to postgresql at db.example:5433, database governance, as ada: "
-        "(builtins.NoneType) None"
+        "(builtins.NoneType) None."
+    )
+
+
+def test_a_driver_error_with_no_message_is_still_explained() -> None:
+    error = OperationalError(None, {}, Exception(""))
+
+    problem = explain(error, checked_url("postgresql+psycopg://ada@db.example/governance"))
+
+    assert problem is not None
+    assert problem.code == ExitCode.UNAVAILABLE
+    assert problem.message.splitlines()[0] == (
+        "Cannot connect to postgresql at db.example, database governance, as ada: ."
     )
 
 
