@@ -356,6 +356,36 @@ def test_a_new_models_bulk_rows_are_checked_and_filled() -> None:
     assert str(unknown.value) == "row 0: Gauge.levle: Gauge has no such column"
 
 
+def test_a_none_goes_to_core_only_where_no_default_would_replace_it() -> None:
+    # Given None, the ORM's bulk INSERT leaves out a column that a default (the
+    # ORM's, the server's, the primary key's own) fills: Core would write NULL.
+    with model_of_base(
+        Column("level", Float, default=0.0, info=bounds(ge=0)),
+        Column("kind", String(10), server_default="plain"),
+        Column("note", Text),
+        Column("data", JSON, default=dict),  # JSON's null is a value: written as given
+    ) as Gauge:
+        rules = rules_for(inspect(Gauge))
+        assert rules is not None
+        core_ready = {
+            key: rules.check_rows([{key: None}], inserting=True).core_ready
+            for key in ("id", "level", "kind", "note", "data")
+        }
+    assert core_ready == {"id": False, "level": False, "kind": False, "note": True, "data": True}
+
+
+def test_a_plan_that_admits_a_bindparam_is_kept_for_its_statement_only() -> None:
+    with model_of_base(Column("level", Float, info=bounds(ge=0))) as Gauge:
+        rules = rules_for(inspect(Gauge))
+        assert rules is not None
+        by_level = update(Gauge).where(Gauge.level == bindparam("old"))
+        row = {"id": 1, "old": 2}
+        assert rules.check_rows([row], inserting=False, statement=by_level).rows == [row]
+        with pytest.raises(ValidationError) as unknown:
+            rules.check_rows([row], inserting=False)
+    assert str(unknown.value) == "row 0: Gauge.old: Gauge has no such column"
+
+
 def test_the_first_model_installed_registers_the_session_hook() -> None:
     # In a fresh process the first model registers it; every later one finds it there.
     event.remove(Session, "do_orm_execute", check_orm_statement)
