@@ -1,6 +1,7 @@
 """`core.schema`'s column types and small helpers: `UTCDateTime` (naive taken as
 UTC, aware converted, aware UTC read back, anything else refused), `as_utc`,
-the JSON type (JSONB on PostgreSQL only), `utc_now` and `new_uuid`."""
+the JSON type (JSONB on PostgreSQL only; Python None bound as SQL NULL),
+`utc_now` and `new_uuid`."""
 
 from __future__ import annotations
 
@@ -81,6 +82,17 @@ def test_json_type_is_jsonb_on_postgresql_only() -> None:
     assert column_type.dialect_impl(_dialect("postgresql+psycopg://")).__visit_name__ == "JSONB"
     assert column_type.dialect_impl(_dialect("sqlite://")).__visit_name__ == "JSON"
     assert json_type() is not column_type
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "postgresql+psycopg://"])
+def test_json_type_binds_python_none_as_sql_null(url: str) -> None:
+    # Not JSON 'null': `WHERE configuration IS NULL` finds the row.
+    dialect = _dialect(url)
+    column_type = json_type().dialect_impl(dialect)
+    bind = column_type.bind_processor(dialect)
+    assert bind is not None
+    assert bind(None) is None
+    assert column_type.should_evaluate_none is False
 
 
 def test_small_helpers() -> None:

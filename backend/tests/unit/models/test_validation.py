@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     Engine,
+    Enum,
     Float,
     Integer,
     MetaData,
@@ -27,16 +29,21 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    column,
     create_engine,
     delete,
     event,
     insert,
     inspect,
+    not_,
+    or_,
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import CompileError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
+from sqlalchemy.schema import CreateTable
 
 from core.models import (
     AgentExecution,
@@ -51,10 +58,12 @@ from core.models import (
     Workspace,
     normalize_email,
 )
-from core.schema import Base
+from core.schema import Base, UTCDateTime
 from core.validation import (
+    _MODEL_RULES,
     INTEGER_RANGES,
     Bounds,
+    FloatRange,
     ValidationError,
     add_range_constraints,
     allowed_values,
@@ -70,6 +79,7 @@ from core.validation import (
 )
 from tests.factories import AgentFactory, EpisodeFactory, UserFactory
 from tests.harness import tables_with_rows
+from tests.unit.readback import table_of
 
 
 @pytest.mark.parametrize(
@@ -123,6 +133,68 @@ def test_models_carry_their_range_constraints() -> None:
     }
     assert checks["ck_agent_registry_confidence_score_range"] == (
         "confidence_score >= 0 AND confidence_score <= 1"
+    )
+
+
+def test_bounds_given_open_sides_keep_them() -> None:
+    assert bounds(gt=0, lt=1) == {"bounds": Bounds(gt=0, lt=1)}
+    assert bounds(lt=10)["bounds"].describe() == "< 10"
+
+
+def test_whole_number_bounds_are_written_without_a_decimal_point() -> None:
+    # A float bound that is a whole number reads as one: `>= 0`, not `>= 0.0`.
+    rule = Bounds(ge=0.0, le=24.0, gt=-0.5)
+    assert rule.describe() == ">= 0 and > -0.5 and <= 24"
+    assert rule.sql("hours") == "hours >= 0 AND hours > -0.5 AND hours <= 24"
+
+
+def test_only_a_callable_is_a_normaliser() -> None:
+    column = Column("code", String(3), info={"normalize": "not a function"})
+    assert column_normalizer(column) is None
+    assert column_normalizer(Column("plain", String(3))) is None
+
+
+def test_a_float_bounded_from_below_only_refuses_nan_where_the_backend_stores_it() -> None:
+    # PostgreSQL orders NaN above every number, so `>= 0` alone admits it.
+    table = Table(
+        "gauges",
+        MetaData(),
+        Column("level", Float, info=bounds(ge=0)),
+        Column("ratio", Float, info=bounds(gt=0, lt=1)),
+        Column("ceiling", Float, info=bounds(le=10)),
+        Column("whole", Integer, info=bounds(ge=0)),
+    )
+    add_range_constraints(table)
+    level_on_postgresql = "CONSTRAINT level_range CHECK (level >= 0 AND level <> 'NaN')"
+    level_on_mariadb = "CONSTRAINT level_range CHECK (level >= 0)"
+    others = [
+        "CONSTRAINT ratio_range CHECK (ratio > 0 AND ratio < 1)",
+        "CONSTRAINT ceiling_range CHECK (ceiling <= 10)",
+        "CONSTRAINT whole_integer CHECK"
+        " (whole = ROUND(whole) AND whole BETWEEN -2147483648 AND 2147483647)",
+        "CONSTRAINT whole_range CHECK (whole >= 0)",
+    ]
+    assert constraints_in_ddl(table, "postgresql+psycopg://") == [level_on_postgresql, *others]
+    assert constraints_in_ddl(table, "sqlite://") == [level_on_postgresql, *others]
+    assert constraints_in_ddl(table, "mysql+pymysql://") == [level_on_mariadb, *others]
+
+
+def constraints_in_ddl(table: Table, url: str) -> list[str]:
+    """The CONSTRAINT lines of `table`'s CREATE TABLE for the database `url` names."""
+    ddl = str(CreateTable(table).compile(dialect=make_url(url).get_dialect()()))
+    return [
+        line.strip().rstrip(",")
+        for line in ddl.splitlines()
+        if line.strip().startswith("CONSTRAINT")
+    ]
+
+
+def test_the_nan_guard_stays_whole_inside_another_expression() -> None:
+    guarded = FloatRange("level >= 0", "level")
+    assert guarded.self_group() is guarded
+    assert str(not_(guarded).compile()) == "NOT (level >= 0 AND level <> 'NaN')"
+    assert str(or_(guarded, column("spare")).compile()) == (
+        "(level >= 0 AND level <> 'NaN') OR spare"
     )
 
 
@@ -204,6 +276,126 @@ def test_abstract_bases_get_no_rules() -> None:
         __abstract__ = True
 
     assert "__table__" not in Abstract.__dict__
+
+
+@contextmanager
+def model_of_base(*columns: Column[Any]) -> Iterator[type[Any]]:
+    """`Gauge`, a model of `Base` defined while the block runs, on a table
+    `gauges` of its own MetaData (`id` and `columns`): `Base` installs its
+    rules as it does every model's. Forgotten afterwards, so that no other
+    test finds it among the models."""
+    table = Table("gauges", MetaData(), Column("id", Integer, primary_key=True), *columns)
+
+    class Gauge(Base):
+        __table__ = table
+
+    try:
+        yield Gauge
+    finally:
+        _MODEL_RULES.pop(Gauge, None)
+        Base.registry._dispose_cls(Gauge)
+        Base.registry._managers.pop(inspect(Gauge).class_manager, None)
+
+
+def hooks_of_a_session() -> int:
+    return sum(fn is check_orm_statement for fn in Session().dispatch.do_orm_execute)
+
+
+def test_a_new_model_checks_assigned_values_and_its_table_has_the_checks() -> None:
+    with model_of_base(
+        Column("level", Float, info=bounds(ge=0)),
+        Column("count", Integer),
+        Column("taken_at", UTCDateTime()),
+        Column("note", Text),
+    ) as Gauge:
+        checks = sorted(
+            str(c.name) for c in Gauge.__table__.constraints if isinstance(c, CheckConstraint)
+        )
+        gauge = Gauge(level=0.5, count=Stars.THREE, taken_at=datetime(2026, 1, 2), note="n")
+        with pytest.raises(ValidationError) as refused:
+            gauge.level = -1
+
+    assert checks == ["count_integer", "id_integer", "level_range"]
+    assert str(refused.value) == "Gauge.level: must be >= 0, got -1"
+    assert (gauge.level, gauge.count, gauge.taken_at, gauge.note) == (
+        0.5,
+        3,
+        datetime(2026, 1, 2, tzinfo=UTC),
+        "n",
+    )
+    assert type(gauge.count) is int
+    assert hooks_of_a_session() == 1
+
+
+def test_a_new_model_leaves_none_and_sql_expressions_to_the_database() -> None:
+    with model_of_base(Column("count", Integer)) as Gauge:
+        gauge = Gauge(count=None)
+        assert gauge.count is None
+        for expression in (Gauge.count, Gauge.count + 1):  # SET count = count (+ 1)
+            gauge.count = expression
+            assert gauge.count is expression
+
+
+def test_a_new_models_bulk_rows_are_checked_and_filled() -> None:
+    with model_of_base(
+        Column("level", Float, info=bounds(ge=0)),
+        Column("tags", JSON, info={"constructor_default": list}),
+    ) as Gauge:
+        rules = rules_for(inspect(Gauge))
+        assert rules is not None
+        checked = rules.check_rows([{"level": 1}, {"level": 2, "tags": ["b"]}], inserting=True)
+        updated = rules.check_rows([{"id": 1, "level": 3}], inserting=False)
+        with pytest.raises(ValidationError) as refused:
+            rules.check_rows([{"level": 1}, {"level": -1}], inserting=True)
+        with pytest.raises(ValidationError) as unknown:
+            rules.check_rows([{"levle": 1}], inserting=True)
+
+    assert checked.rows == [{"level": 1, "tags": []}, {"level": 2, "tags": ["b"]}]
+    assert updated.rows == [{"id": 1, "level": 3}]
+    assert str(refused.value) == "row 1: Gauge.level: must be >= 0, got -1"
+    assert str(unknown.value) == "row 0: Gauge.levle: Gauge has no such column"
+
+
+def test_a_none_goes_to_core_only_where_no_default_would_replace_it() -> None:
+    # Given None, the ORM's bulk INSERT leaves out a column that a default (the
+    # ORM's, the server's, the primary key's own) fills: Core would write NULL.
+    with model_of_base(
+        Column("level", Float, default=0.0, info=bounds(ge=0)),
+        Column("kind", String(10), server_default="plain"),
+        Column("note", Text),
+        Column("data", JSON, default=dict),  # JSON's null is a value: written as given
+    ) as Gauge:
+        rules = rules_for(inspect(Gauge))
+        assert rules is not None
+        core_ready = {
+            key: rules.check_rows([{key: None}], inserting=True).core_ready
+            for key in ("id", "level", "kind", "note", "data")
+        }
+    assert core_ready == {"id": False, "level": False, "kind": False, "note": True, "data": True}
+
+
+def test_a_plan_that_admits_a_bindparam_is_kept_for_its_statement_only() -> None:
+    with model_of_base(Column("level", Float, info=bounds(ge=0))) as Gauge:
+        rules = rules_for(inspect(Gauge))
+        assert rules is not None
+        by_level = update(Gauge).where(Gauge.level == bindparam("old"))
+        row = {"id": 1, "old": 2}
+        assert rules.check_rows([row], inserting=False, statement=by_level).rows == [row]
+        with pytest.raises(ValidationError) as unknown:
+            rules.check_rows([row], inserting=False)
+    assert str(unknown.value) == "row 0: Gauge.old: Gauge has no such column"
+
+
+def test_the_first_model_installed_registers_the_session_hook() -> None:
+    # In a fresh process the first model registers it; every later one finds it there.
+    event.remove(Session, "do_orm_execute", check_orm_statement)
+    try:
+        with model_of_base(Column("level", Float, info=bounds(ge=0))):
+            assert hooks_of_a_session() == 1
+    finally:
+        if not event.contains(Session, "do_orm_execute", check_orm_statement):
+            event.listen(Session, "do_orm_execute", check_orm_statement)
+    assert hooks_of_a_session() == 1
 
 
 def test_a_bulk_row_error_names_its_row() -> None:
@@ -343,6 +535,125 @@ def test_the_integer_check_is_plain_sql_sqlite_obeys(value: object, accepted: bo
         else:
             stored = True
     assert stored is accepted
+
+
+# --------------------------------------------------------------------------
+# Each rule, built from a fresh column while the test runs
+# --------------------------------------------------------------------------
+# The models' validators are built once, when `core.models` is imported; these
+# tests build their own, so that how a rule is built is tested too.
+
+
+class Ratio(float):
+    """A float that is not exactly a `float`, as numpy's float64 is."""
+
+
+class Light(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+def rule_of(column: Column[Any]) -> Callable[[Any], Any]:
+    validate = column_validator(f"Gauge.{column.name}", column)
+    assert validate is not None
+    return validate
+
+
+def refusal(validate: Callable[[Any], Any], value: object) -> str:
+    """What `validate` says of `value`, without the field it names."""
+    with pytest.raises(ValidationError) as refused:
+        validate(value)
+    assert str(refused.value) == f"{refused.value.field}: {refused.value.message}"
+    return str(refused.value)
+
+
+ACCEPTED = object()
+
+BOUNDED: list[tuple[dict[str, Bounds], object, object]] = [
+    (bounds(ge=0),       0,           ACCEPTED),
+    (bounds(ge=0),       1e300,       ACCEPTED),
+    (bounds(ge=0),       -0.5,        "must be >= 0, got -0.5"),
+    (bounds(ge=0),       math.nan,    "must be >= 0, got nan"),
+    (bounds(le=1),       1,           ACCEPTED),
+    (bounds(le=1),       -1e300,      ACCEPTED),
+    (bounds(le=1),       1.5,         "must be <= 1, got 1.5"),
+    (bounds(gt=0),       0.001,       ACCEPTED),
+    (bounds(gt=0),       0,           "must be > 0, got 0"),
+    (bounds(lt=10),      9.5,         ACCEPTED),
+    (bounds(lt=10),      10,          "must be < 10, got 10"),
+    (bounds(gt=0, lt=1), 0.5,         ACCEPTED),
+    (bounds(gt=0, lt=1), 1,           "must be > 0 and < 1, got 1"),
+    (bounds(ge=0, le=1), Ratio(0.5),  ACCEPTED),
+    (bounds(ge=1, le=5), Stars.THREE, ACCEPTED),
+    (bounds(ge=0, le=1), Ratio(2),    "must be >= 0 and <= 1, got 2.0"),
+    (bounds(ge=0, le=1), "0.5",       "expected a number >= 0 and <= 1, got '0.5'"),
+    (bounds(ge=0, le=1), True,        "expected a number >= 0 and <= 1, got True"),
+    (bounds(ge=0, le=1), None,        "expected a number >= 0 and <= 1, got None"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("info", "value", "outcome"), BOUNDED)
+def test_a_bounds_rule_admits_its_interval_and_says_what_it_refuses(
+    info: dict[str, Bounds], value: object, outcome: object
+) -> None:
+    validate = rule_of(Column("level", Float, info=info))
+    if outcome is ACCEPTED:
+        assert validate(value) is value
+    else:
+        assert refusal(validate, value) == f"Gauge.level: {outcome}"
+
+
+INTEGERS: list[tuple[object, object]] = [
+    (-32768,      -32768),
+    (32767,       32767),
+    (Stars.THREE, 3),
+    (IndexLike(), 2),
+    (-32769,      "must be a whole number from -32768 to 32767, got -32769"),
+    (32768,       "must be a whole number from -32768 to 32767, got 32768"),
+    (3.0,         "expected a whole number (an int), got float 3.0"),
+    (True,        "expected a whole number (an int), got bool True"),
+    ("3",         "expected a whole number (an int), got str '3'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "outcome"), INTEGERS)
+def test_an_integer_rule_admits_whole_numbers_its_type_holds(
+    value: object, outcome: object
+) -> None:
+    validate = rule_of(Column("count", SmallInteger))
+    if isinstance(outcome, int):
+        stored = validate(value)
+        assert stored == outcome
+        assert type(stored) is int
+    else:
+        assert refusal(validate, value) == f"Gauge.count: {outcome}"
+
+
+def test_an_enum_rule_admits_members_and_their_values_only() -> None:
+    validate = rule_of(
+        Column("light", Enum(Light, values_callable=lambda ms: [m.value for m in ms]))
+    )
+    assert validate(Light.RED) is Light.RED
+    assert validate("green") is Light.GREEN
+    for given in ("GREEN", 3):
+        assert refusal(validate, given) == (
+            f"Gauge.light: {given!r} is not a valid Light; allowed values: red, green"
+        )
+
+
+def test_a_column_type_that_coerces_assigned_values_is_a_rule() -> None:
+    validate = rule_of(Column("taken_at", UTCDateTime()))
+    assert validate(datetime(2026, 1, 2, 3, 4)) == datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    assert refusal(validate, "2026-01-02") == (
+        "Gauge.taken_at: expected a datetime, got str: '2026-01-02'"
+    )
+
+
+def test_the_rules_of_one_column_run_in_turn() -> None:
+    validate = rule_of(Column("count", SmallInteger, info=bounds(ge=0)))
+    assert validate(Stars.THREE) == 3
+    assert refusal(validate, -1) == "Gauge.count: must be >= 0, got -1"
+    assert refusal(validate, 0.5) == "Gauge.count: expected a whole number (an int), got float 0.5"
 
 
 # --------------------------------------------------------------------------
@@ -556,6 +867,50 @@ def test_values_of_single_row_statements_are_checked_and_normalised(db: Session)
 
     db.expire_all()
     assert (user.email, episode.access_count) == ("values@example.com", 2)
+
+
+def test_values_after_one_without_a_rule_are_still_checked(db: Session) -> None:
+    values = {"description": "no rule", **agent_row(name="x" * 256)}
+    with pytest.raises(ValidationError, match=r"^AgentRegistry\.name: at most 255 characters"):
+        db.execute(insert(AgentRegistry).values(values))
+
+
+def test_ordered_values_are_checked_and_written_in_their_order(db: Session) -> None:
+    episode = EpisodeFactory(access_count=1)
+    in_order = update(Episode).where(Episode.id == episode.id)
+    with pytest.raises(ValidationError, match=r"^Episode\.access_count: expected a whole number"):
+        db.execute(in_order.ordered_values((Episode.access_count, 1.5)))
+    db.execute(in_order.ordered_values((Episode.access_count, 5)))
+    db.expire_all()
+    assert episode.access_count == 5
+
+
+def test_a_misspelt_key_in_values_is_left_to_sqlalchemy_which_names_it(db: Session) -> None:
+    with pytest.raises(CompileError, match=r"^Unconsumed column names: emial$"):
+        db.execute(insert(User).values(email="a@b.co", emial="a@b.co"))
+
+
+def test_values_given_by_column_name_are_checked_and_normalised() -> None:
+    # A statement on the table names its columns by string.
+    rules = rules_for(inspect(User))
+    assert rules is not None
+    checked = rules.check_values(insert(table_of(User)).values(email=" Core@Example.com "))
+    assert checked.compile().params["email"] == "core@example.com"
+
+
+def test_one_row_is_checked_and_filled_as_a_bulk_row_is() -> None:
+    rules = rules_for(inspect(User))
+    assert rules is not None
+    assert rules.check_row({"email": " One@Example.com"}, inserting=True) == {
+        "email": "one@example.com",
+        "preferences": {},
+    }
+    assert rules.check_row({"email": "one@example.com"}, inserting=False) == {
+        "email": "one@example.com"
+    }
+    only_active = update(User).where(User.status == bindparam("wanted"))
+    row = {"id": "u1", "wanted": "active"}
+    assert rules.check_row(row, inserting=False, statement=only_active) == row
 
 
 def test_plain_bulk_rows_go_to_core_and_are_stored_as_the_orm_stores_them(db: Session) -> None:
