@@ -363,6 +363,7 @@ LOOP_PER_TEST_SUITE = """
 """
 
 
+@pytest.mark.server("postgresql")
 def test_a_loop_per_test_breaks_asyncpg_connections_made_on_the_session_loop(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -371,7 +372,7 @@ def test_a_loop_per_test_breaks_asyncpg_connections_made_on_the_session_loop(
     # the test's own loop. asyncpg binds a connection to the loop that opened
     # it and refuses; psycopg (like aiosqlite) waits on whichever loop is
     # running, so the mistake passes there until someone switches driver.
-    server = harness.postgres_server_or_skip()
+    server = harness.run_server("postgresql")
     monkeypatch.setenv("TEST_DATABASE_URL", server.render_as_string(hide_password=False))
 
     result = run_suite(

@@ -157,8 +157,9 @@ def test_a_leftover_sqlite_companion_file_is_left_untouched(tmp_path: Path, comp
     assert leftover.read_bytes() == b"someone else's"
 
 
+@pytest.mark.server("postgresql")
 def test_an_existing_postgresql_database_of_the_same_name_is_left_untouched() -> None:
-    server = harness.postgres_server_or_skip()
+    server = harness.run_server("postgresql")
     url = databases.sibling_database_url(server, f"theirs_{uuid.uuid4().hex[:8]}")
     # Someone else's database, made without tests.databases: a connection the
     # database guard would refuse, allowed here on purpose.
