@@ -6,7 +6,8 @@ The messages are checked in-process; then each door is driven once through
 the command line's `main(argv)`, which is what `python -m core` runs
 (`core/__main__.py`: `raise SystemExit(main())`), with the door's
 DATABASE_URL, in a folder of its own: exit code, message, no trace, at most
-two lines, nothing written. Every subprocess costs an interpreter start
+two lines, nothing written (a door that starts from a migrated database gets
+a copy of one made once per run). Every subprocess costs an interpreter start
 (about a second of CPU), so the real command line is driven for what only it
 shows: one database door through `python -m core` in a process of its own
 (another process holding the write lock), and a malformed URL through `make
@@ -375,37 +376,64 @@ def test_a_server_gets_a_connect_timeout_unless_the_url_sets_one() -> None:
 # Each door once through the real command line
 # --------------------------------------------------------------------------
 
-Setup = Callable[[Path, ExitStack], str]
+
+class MigratedFiles:
+    """SQLite files migrated to a revision, with the sample rows: each made
+    once per run, then copied into the door's folder (a door that starts at
+    a revision is not a test of the upgrade to it)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def copy(self, revision: str, to: Path) -> None:
+        made = self.folder / f"{revision}.db"
+        if not made.exists():
+            engine = make_engine(f"sqlite:///{made}")
+            try:
+                migrate.upgrade(engine, revision)
+                populate_every_table(engine)
+            finally:
+                engine.dispose()
+        # The backup API copies a consistent database, WAL contents included.
+        with closing(sqlite3.connect(made)) as original, closing(sqlite3.connect(to)) as copy:
+            original.backup(copy)
+
+
+@pytest.fixture(scope="session")
+def migrated_files(tmp_path_factory: pytest.TempPathFactory) -> MigratedFiles:
+    return MigratedFiles(tmp_path_factory.mktemp("migrated"))
+
+
+Setup = Callable[[Path, ExitStack, MigratedFiles], str]
 
 
 def _sqlite_at(revision: str, then: str | None = None) -> Setup:
     """A SQLite file migrated to `revision`, with the sample rows, then `then` run on it."""
 
-    def setup(folder: Path, _stack: ExitStack) -> str:
+    def setup(folder: Path, _stack: ExitStack, migrated: MigratedFiles) -> str:
         url = f"sqlite:///{folder / 'app.db'}"
-        engine = make_engine(url)
-        try:
-            migrate.upgrade(engine, revision)
-            populate_every_table(engine)
-            if then is not None:
+        migrated.copy(revision, folder / "app.db")
+        if then is not None:
+            engine = make_engine(url)
+            try:
                 with engine.begin() as connection:
                     connection.execute(text(then))
-        finally:
-            engine.dispose()
+            finally:
+                engine.dispose()
         return url
 
     return setup
 
 
-def _locked(folder: Path, stack: ExitStack) -> str:
+def _locked(folder: Path, stack: ExitStack, migrated: MigratedFiles) -> str:
     """A migrated SQLite file whose write lock another connection holds."""
-    url = _sqlite_at("head")(folder, stack)
+    url = _sqlite_at("head")(folder, stack, migrated)
     holder = stack.enter_context(closing(sqlite3.connect(folder / "app.db", isolation_level=None)))
     holder.execute("BEGIN IMMEDIATE")
     return url
 
 
-def _unwritable(folder: Path, stack: ExitStack) -> str:
+def _unwritable(folder: Path, stack: ExitStack, _migrated: MigratedFiles) -> str:
     return f"sqlite:///{_unwritable_folder(folder, stack) / 'app.db'}"
 
 
@@ -431,7 +459,7 @@ DOORS: dict[str, tuple[list[str], Setup, ExitCode, str]] = {
     ),
     "missing-location": (
         ["stats"],
-        lambda folder, _: f"sqlite:///{folder / 'typo' / 'app.db'}",
+        lambda folder, *_: f"sqlite:///{folder / 'typo' / 'app.db'}",
         ExitCode.UNAVAILABLE,
         "No SQLite database at",
     ),
@@ -501,11 +529,14 @@ def _assert_one_clear_failure(done: subprocess.CompletedProcess[str], expected: 
 
 
 def _assert_the_door(
-    door: str, folder: Path, command: Callable[[list[str], str], subprocess.CompletedProcess[str]]
+    door: str,
+    folder: Path,
+    migrated: MigratedFiles,
+    command: Callable[[list[str], str], subprocess.CompletedProcess[str]],
 ) -> None:
     argv, setup, code, expected = DOORS[door]
     with ExitStack() as stack:
-        url = setup(folder, stack)
+        url = setup(folder, stack, migrated)
         before = sorted(folder.rglob("*"))
 
         done = command(argv, url)
@@ -521,21 +552,29 @@ def _assert_the_door(
 
 @pytest.mark.parametrize("door", list(DOORS))
 def test_each_door_of_the_command_line(
-    door: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: CaptureFixture
+    door: str,
+    tmp_path: Path,
+    migrated_files: MigratedFiles,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: CaptureFixture,
 ) -> None:
     _assert_the_door(
         door,
         tmp_path,
+        migrated_files,
         lambda argv, url: _main_in_process(argv, url, tmp_path, monkeypatch, capfd),
     )
 
 
-def test_a_database_door_of_python_dash_m_core_in_a_process_of_its_own(tmp_path: Path) -> None:
+def test_a_database_door_of_python_dash_m_core_in_a_process_of_its_own(
+    tmp_path: Path, migrated_files: MigratedFiles
+) -> None:
     # The real entry point, for a door another process opens: this one holds
     # SQLite's write lock, `python -m core upgrade` waits a second for it.
     _assert_the_door(
         "locked-by-another-writer",
         tmp_path,
+        migrated_files,
         lambda argv, url: _run([sys.executable, "-m", "core", *argv], url, tmp_path),
     )
 
