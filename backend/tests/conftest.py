@@ -21,6 +21,9 @@ Fixtures:
 - `capture_on_commit`: the `on_commit` callbacks a block registers.
 - Always on: the database-access guard (`tests.guard`): a connection to any
   database but the run's own fails the test at once.
+- Once collection is done, the garbage collector is tuned for the run
+  (`harness.tune_garbage_collector`: what is alive then is frozen, the
+  youngest generation collected less often), and put back at the end.
 
 A test that needs a database server itself (PostgreSQL's or MariaDB's own
 behaviour) is marked `@pytest.mark.server("postgresql")` (or "mysql") and
@@ -93,9 +96,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    restore_gc = config.stash.get(_RESTORE_GC, None)
+    if restore_gc is not None:
+        restore_gc()
     project = config.stash.get(_PROJECT, None)
     if project is not None:
         harness.unconfigure(project)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Everything collected is alive until the run ends (tests.harness).
+    restore = harness.tune_garbage_collector()
+    if restore is not None:
+        session.config.stash[_RESTORE_GC] = restore
+
+
+_RESTORE_GC = pytest.StashKey[Callable[[], None]]()
 
 
 _PROJECT = pytest.StashKey[harness.Project]()

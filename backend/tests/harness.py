@@ -23,6 +23,7 @@ in `tests.databases`, which creates and drops every database of the run).
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import os
 import re
@@ -483,6 +484,45 @@ def _engine_with_schema(url: URL) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+# --------------------------------------------------------------------------
+# The garbage collector, for a test run
+# --------------------------------------------------------------------------
+
+# Allocations between two collections of the youngest generation during the
+# run (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
+_gc_restore: list[Callable[[], None]] = []
+
+
+def tune_garbage_collector() -> Callable[[], None] | None:
+    """Make CPython's cyclic garbage collector cheaper for the rest of a test
+    run, once per process; return what puts it back (None: already tuned, as
+    in a run inside a test).
+
+    Called when collection is done: what is alive then (modules, classes, the
+    collected tests, the schema) lives until the run ends, and `gc.freeze()`
+    takes it out of every later collection, which would walk it again and
+    again. The youngest generation is collected every `GC_YOUNG_THRESHOLD`
+    allocations instead of 700. Reference counting, which frees nearly every
+    object, is untouched; garbage in cycles is still collected, less often.
+    On `make test` the collector's own time fell by about half.
+    """
+    if _gc_restore:
+        return None
+    young, middle, old = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+    def restore() -> None:
+        gc.set_threshold(young, middle, old)
+        gc.unfreeze()
+        _gc_restore.clear()
+
+    _gc_restore.append(restore)
+    return restore
 
 
 # --------------------------------------------------------------------------
