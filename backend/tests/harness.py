@@ -148,10 +148,28 @@ def project() -> Project:
     return _projects[-1]
 
 
+# The plugins a pytest run inside a test loads: pytest-asyncio (the harness's
+# async fixtures) and hypothesis's (the property tests' profiles and
+# reports); by name, like the suite's own run (pyproject.toml's addopts).
+# Autoloading would load every installed plugin, and warn that the modules
+# of theirs the outer run imported without rewriting its asserts stay so.
+INNER_PLUGINS = (
+    "--disable-plugin-autoload",
+    "-p",
+    "pytest_asyncio.plugin",
+    "-p",
+    "hypothesispytest",
+)
 # What a pytest run inside a test (pytester) needs to run on this harness:
-# its conftest as a plugin, and the suite's asyncio loop scope (the inner
-# run reads no pyproject.toml).
-INNER_RUN = ("-p", "tests.conftest", "-o", "asyncio_default_fixture_loop_scope=session")
+# those plugins, its conftest as a plugin, and the suite's asyncio loop scope
+# (the inner run reads no pyproject.toml).
+INNER_RUN = (
+    *INNER_PLUGINS,
+    "-p",
+    "tests.conftest",
+    "-o",
+    "asyncio_default_fixture_loop_scope=session",
+)
 
 
 class DevelopmentDatabaseError(RuntimeError):

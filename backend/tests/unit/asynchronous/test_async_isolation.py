@@ -32,13 +32,14 @@ from core.models import User
 from core.schema import Base
 from tests import harness
 
-# Plugins the generated suites do not use (pytest-randomly off: "the last
-# test" is the last one written), and pytest-asyncio configured as the
-# project's pyproject.toml does, which an inner run does not read.
+# pytest-asyncio alone (no pytest-randomly: "the last test" is the last one
+# written), configured as the project's pyproject.toml does, which an inner
+# run does not read.
 INNER_ARGS = (
+    *harness.INNER_PLUGINS,
+    "-pno:hypothesispytest",
     "-p",
     "tests.conftest",
-    *(f"-pno:{name}" for name in ("randomly", "hypothesispytest", "xdist", "faker", "pytest_cov")),
     "-o",
     "asyncio_mode=auto",
     "-o",

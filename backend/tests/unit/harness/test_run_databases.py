@@ -342,7 +342,7 @@ def test_a_missing_server_stops_the_run_with_one_clear_message(
         "from pathlib import Path\ndef test_never_runs(db):\n    Path('test_ran').touch()\n"
     )
 
-    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:asyncio")
+    result = pytester.runpytest("--disable-plugin-autoload", "-p", "no:cacheprovider")
 
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*No PostgreSQL server answers at 127.0.0.1:1*"])
