@@ -21,6 +21,14 @@ Fixtures:
 - `capture_on_commit`: the `on_commit` callbacks a block registers.
 - Always on: the database-access guard (`tests.guard`): a connection to any
   database but the run's own fails the test at once.
+- Once collection is done, the garbage collector is tuned for the run
+  (`harness.tune_garbage_collector`: what is alive then is frozen, the
+  youngest generation collected less often), and put back at the end.
+
+A test that needs a database server itself (PostgreSQL's or MariaDB's own
+behaviour) is marked `@pytest.mark.server("postgresql")` (or "mysql") and
+runs in that backend's suite only (`make test-postgres`, `make
+test-mariadb`), on the run's own server; the other suites deselect it.
 
 `--check-isolation` fails any test after which a table still holds rows;
 `--strict-loading` (or `@pytest.mark.strict_loading`) any test with an N+1
@@ -76,6 +84,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PROJECT] = project
     config.addinivalue_line(
         "markers",
+        "server(backend): the test needs the postgresql or mysql (MariaDB) server itself: "
+        "it runs in the suite on that backend only (TEST_DATABASE_URL), deselected elsewhere",
+    )
+    config.addinivalue_line(
+        "markers",
         "strict_loading(on=True, reason=...): fail the test if a relationship is lazy-loaded "
         "for two or more objects of one class (N+1; tests.strict_loading); "
         "strict_loading(False, reason=...) exempts a test from --strict-loading",
@@ -83,9 +96,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    restore_gc = config.stash.get(_RESTORE_GC, None)
+    if restore_gc is not None:
+        restore_gc()
     project = config.stash.get(_PROJECT, None)
     if project is not None:
         harness.unconfigure(project)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Everything collected is alive until the run ends (tests.harness).
+    restore = harness.tune_garbage_collector()
+    if restore is not None:
+        session.config.stash[_RESTORE_GC] = restore
+
+
+_RESTORE_GC = pytest.StashKey[Callable[[], None]]()
 
 
 _PROJECT = pytest.StashKey[harness.Project]()
@@ -119,6 +146,21 @@ def _strict_loading(item: pytest.Item) -> bool:
             pytrace=False,
         )
     return on
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Each server's own tests run in the suite on that server, where its
+    # database is the run's own: `make test` runs none of them, CI's
+    # `make test-postgres` and `make test-mariadb` run each once.
+    backend = harness.run_backend()
+    kept: list[pytest.Item] = []
+    elsewhere: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("server")
+        (elsewhere if marker is not None and backend not in marker.args else kept).append(item)
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = kept
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

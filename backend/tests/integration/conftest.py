@@ -1,12 +1,19 @@
-"""Databases of their own for the race tests, on each backend.
+"""Databases of their own for the race and start-up tests, on the run's backend.
 
 Real connections, not the rolled-back `db` fixture: a race needs
-transactions that really commit. `race_url` is parametrized over the three
-backends. On the run's own backend it is the run's database, through the
-harness's `transactional_db` (emptied after each test); on the others, a
-scratch database for the module (a temporary SQLite file, or a PostgreSQL or
-MariaDB database created and dropped through `tests.harness`, skipped with
-the reason when no server answers). Each test seeds rows of its own.
+transactions that really commit. Each test here runs on the backend the
+suite runs on, and on that one only: `make test` on a SQLite file, `make
+test-postgres` on PostgreSQL, `make test-mariadb` on MariaDB (CI runs all
+three). The fixtures below are parametrized from the run's backend when the
+run collects, so a test's id names where it ran (`[sqlite-file-...]`,
+`[postgresql-...]`, `[mariadb-...]`; the async races by driver).
+
+`race_url` is the run's own database, through the harness's
+`transactional_db` (on in-memory SQLite, a file of the run's own; emptied
+after each test). `async_race_url` is a scratch database for the module (a
+temporary SQLite file, or a PostgreSQL or MariaDB database created and
+dropped through `tests.harness` beside the run's own), spelled with each of
+the backend's asyncio drivers. Each test seeds rows of its own.
 """
 
 from __future__ import annotations
@@ -15,62 +22,49 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import pytest
-from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
 from core.database import async_url
 from tests import harness
 
-# Each kind of race database, and the dialect that names its backend.
-RACE_BACKENDS = {"sqlite-file": "sqlite", "postgresql": "postgresql", "mariadb": "mysql"}
+# The kind of race database on each backend (by its dialect's name).
+RACE_BACKENDS = {"sqlite": "sqlite-file", "postgresql": "postgresql", "mysql": "mariadb"}
+# The fixtures of this folder that stand for a database on the run's backend.
+ON_THE_RUNS_BACKEND = ("race_url", "fresh_database")
 
 
-@pytest.fixture(params=list(RACE_BACKENDS))
-def race_url(request: pytest.FixtureRequest, engine: Engine) -> URL:
-    """A database with the schema on the backend the test's id names."""
-    if RACE_BACKENDS[request.param] == engine.dialect.name:
-        database: harness.CommittingDatabase = request.getfixturevalue("transactional_db")
-        return database.url
-    url: URL = request.getfixturevalue(f"_scratch_{request.param.replace('-', '_')}")
-    return url
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Read when the run collects (as `async_engine`'s drivers are): a run
+    # inside a test with another TEST_DATABASE_URL gets its own backend's.
+    backend = harness.run_backend()
+    for name in ON_THE_RUNS_BACKEND:
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, [RACE_BACKENDS[backend]], indirect=True)
+    if "async_race_url" in metafunc.fixturenames:
+        drivers = harness.async_drivers(harness.test_database_url())
+        metafunc.parametrize("async_race_url", drivers, indirect=True, scope="module")
+
+
+@pytest.fixture
+def race_url(transactional_db: harness.CommittingDatabase) -> URL:
+    """The run's database, with the schema, emptied after the test."""
+    return transactional_db.url
 
 
 @pytest.fixture(scope="module")
-def _scratch_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
-    with race_database("sqlite-file", tmp_path_factory) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def _scratch_postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
-    with race_database("postgresql", tmp_path_factory) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def _scratch_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
-    with race_database("mariadb", tmp_path_factory) as url:
-        yield url
-
-
-# Async races: each backend with each of its asyncio drivers.
-ASYNC_RACES = [("sqlite-file", "aiosqlite"), ("postgresql", "psycopg"), ("postgresql", "asyncpg")]
-
-
-@pytest.fixture(scope="module", params=ASYNC_RACES, ids=lambda race: race[1])
 def async_race_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[URL]:
-    """A scratch race database spelled with an asyncio driver, for races of
-    AsyncSessions."""
-    kind, driver = request.param
-    with race_database(kind, tmp_path_factory) as url:
-        yield async_url(url, driver=driver)
+    """A scratch race database on the run's backend, spelled with the asyncio
+    driver the test's id names, for races of AsyncSessions."""
+    with race_database(RACE_BACKENDS[harness.run_backend()], tmp_path_factory) as url:
+        yield async_url(url, driver=request.param)
 
 
 @contextmanager
 def race_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
-    """A fresh database with the schema: "sqlite-file", "postgresql" or "mariadb"."""
+    """A fresh database with the schema: "sqlite-file", or on the run's own
+    server "postgresql" or "mariadb"."""
     with ExitStack() as stack:
         if kind == "sqlite-file":
             url = make_url(f"sqlite:///{tmp_path_factory.mktemp('race') / 'race.db'}")

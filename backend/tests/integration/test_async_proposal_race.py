@@ -2,13 +2,14 @@
 
 The async twin of `test_proposal_concurrency.py`: two coroutines on one
 event loop, each with an engine (a pool, a connection) of its own, on a
-database that really commits (`async_race_url`: a SQLite file through
-aiosqlite, a scratch PostgreSQL database through psycopg and through
-asyncpg). The rule runs once, as written for a sync Session, through
-`run_sync`; its optimistic version check must hold when the two UPDATEs
-meet on the server (PostgreSQL: the second waits for the first's row lock,
-then matches no row) or at the write lock (SQLite: the second BEGIN
-IMMEDIATE waits in aiosqlite's thread while the loop runs the first).
+database that really commits (`async_race_url`, on the run's backend: a
+SQLite file through aiosqlite, a scratch PostgreSQL database through psycopg
+and through asyncpg, a scratch MariaDB database through aiomysql). The rule
+runs once, as written for a sync Session, through `run_sync`; its optimistic
+version check must hold when the two UPDATEs meet on the server (PostgreSQL,
+MariaDB: the second waits for the first's row lock, then matches no row) or
+at the write lock (SQLite: the second BEGIN IMMEDIATE waits in aiosqlite's
+thread while the loop runs the first).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ after which SQLAlchemy drops its caches. So does DDL rolled back in the
 pool itself: a statement prepared while the change stood outlives it. In a
 test suite that is a failure in an unrelated test, and only in some orders.
 
-The cures, each shown here on a scratch PostgreSQL database:
+The cures, each shown here on a scratch PostgreSQL database (so these tests
+run in `make test-postgres` only: `@pytest.mark.server`):
 - the harness's: no cache (`prepared_statement_cache_size=0`, what
   `harness.async_engine_for` sets for asyncpg): every statement is prepared
   afresh, one more round trip each;
@@ -40,6 +41,8 @@ from tests import harness
 # returns is no longer the type the database returns.
 DDL = "ALTER TABLE workspaces ALTER COLUMN name TYPE text"
 NAMES = select(Workspace.name).order_by(Workspace.name)
+
+pytestmark = pytest.mark.server("postgresql")
 
 
 @pytest.fixture

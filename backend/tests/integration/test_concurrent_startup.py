@@ -1,6 +1,7 @@
 """Two processes starting at once on one fresh database, and the lock that
-lets them: migrated once, demo rounds 1 and 2, one tenant; on a SQLite
-file, PostgreSQL and MariaDB.
+lets them: migrated once, demo rounds 1 and 2, one tenant; on the run's
+backend (conftest.py): a SQLite file under `make test`, PostgreSQL under
+`make test-postgres`, MariaDB under `make test-mariadb`.
 
 Real processes, each running the command line's `main(["demo"])` (what
 `python -m core demo` runs). Each prints "ready" once its imports are done
@@ -50,14 +51,15 @@ STARTER = (
 )
 
 
-@pytest.fixture(params=["sqlite-file", "postgresql", "mariadb"])
-def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[URL | str]:
-    """A database nobody has migrated: a new SQLite file, or a scratch
-    PostgreSQL or MariaDB database (created here, dropped afterwards)."""
-    if request.param == "sqlite-file":
+@pytest.fixture
+def fresh_database(tmp_path: Path) -> Iterator[URL | str]:
+    """A database nobody has migrated, on the run's backend (the parameter,
+    conftest.py): a new SQLite file, or a scratch PostgreSQL or MariaDB
+    database on the run's server (created here, dropped afterwards)."""
+    backend = harness.run_backend()
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'startup.db'}"
         return
-    backend = "postgresql" if request.param == "postgresql" else "mysql"
     with harness.scratch_database(backend, "startup") as url:
         yield url
 

@@ -1,9 +1,8 @@
 """Two sessions deciding the same proposal at once: exactly one wins.
 
 Real connections, not the rolled-back `db` fixture: `race_url` (see
-conftest.py: the run's own database on its backend, emptied after each test,
-a scratch one on the other), because the race needs two transactions that
-both commit.
+conftest.py: the run's own database, on the run's backend only, emptied
+after each test), because the race needs two transactions that both commit.
 
 Both deciders load the proposal in a transaction that ends before either
 decides, as a person decides on a proposal shown earlier. (In one open

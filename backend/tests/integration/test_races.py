@@ -1,7 +1,8 @@
 """Every read-modify-write of the governance layer, raced: no update is lost.
 
 THREADS sessions make the same kind of move at once (see `races.py` for the
-two patterns), on a SQLite file and on PostgreSQL, and the exact final state
+two patterns), on the run's backend (conftest.py: a SQLite file under `make
+test`, PostgreSQL and MariaDB under their own suites), and the exact final state
 is asserted: the agent's confidence equals the ratings applied one after
 another, every read of an episode is counted, a run and a proposal each get
 exactly one outcome. The retries each race needed are printed (`-s`) and

@@ -22,10 +22,22 @@ from core.tools.problems import ExitCode
 from tests.migrations.sample_rows import populate_every_table, primary_keys
 
 
+def _as_database_url(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    return engine
+
+
 @pytest.fixture
 def application_database(empty_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    monkeypatch.setenv("DATABASE_URL", empty_engine.url.render_as_string(hide_password=False))
-    return empty_engine
+    return _as_database_url(empty_engine, monkeypatch)
+
+
+@pytest.fixture
+def migrated_application_database(
+    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> Engine:
+    """A database at head (a copy of the run's migrated template)."""
+    return _as_database_url(migrated_engine, monkeypatch)
 
 
 def test_upgrade_migrates_to_head_and_prints_every_table(
@@ -67,9 +79,10 @@ def test_upgrade_refuses_a_database_built_without_migrations(
 
 
 def test_stats_prints_row_counts_without_changing_the_schema(
-    application_database: Engine, capsys: pytest.CaptureFixture[str]
+    migrated_application_database: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    migrate.upgrade(application_database)
+    head = migrate.script_directory().get_current_head()
+    assert migrate.current_revision(migrated_application_database) == head
 
     assert cli.main(["stats"]) == 0
 
@@ -85,9 +98,9 @@ BEFORE_EMAIL_CHECK = "471e0a1e9e28"
 
 
 def test_upgrade_refuses_a_revision_this_code_does_not_have(
-    application_database: Engine, capsys: pytest.CaptureFixture[str]
+    migrated_application_database: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    migrate.upgrade(application_database)
+    application_database = migrated_application_database
     with application_database.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = 'deadbeef0000'"))
 
@@ -101,9 +114,11 @@ def test_upgrade_refuses_a_revision_this_code_does_not_have(
 
 
 def test_upgrade_names_the_table_constraint_and_rows_a_new_check_refuses(
-    application_database: Engine, capsys: pytest.CaptureFixture[str]
+    engine_at: Callable[[str], Engine],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    migrate.upgrade(application_database, BEFORE_EMAIL_CHECK)
+    application_database = _as_database_url(engine_at(BEFORE_EMAIL_CHECK), monkeypatch)
     written = populate_every_table(application_database)
     with application_database.begin() as connection:
         # Legal before the revision, refused by its CHECK: one per user row.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pprint import pformat
 
 import pytest
@@ -123,13 +124,14 @@ def test_round_trip_head_to_base_and_back_one_step_at_a_time(empty_engine: Engin
 
 @pytest.mark.parametrize("revision", revisions_in_order())
 def test_rows_written_at_a_revision_survive_the_upgrade_to_head(
-    empty_engine: Engine, revision: str
+    engine_at: Callable[[str], Engine], revision: str
 ) -> None:
-    migrate.upgrade(empty_engine, revision)
-    before = populate_every_table(empty_engine)
+    at_revision = engine_at(revision)
+    assert migrate.current_revision(at_revision) == revision
+    before = populate_every_table(at_revision)
 
-    migrate.upgrade(empty_engine, "head")
+    migrate.upgrade(at_revision, "head")
 
-    after = primary_keys(empty_engine, list(before))
+    after = primary_keys(at_revision, list(before))
     lost = {table: keys - after[table] for table, keys in before.items() if keys - after[table]}
     assert not lost, f"upgrading from {revision} to head lost rows: {lost}"

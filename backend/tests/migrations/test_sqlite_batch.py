@@ -3,6 +3,7 @@ foreign keys on, that DROP would take the table's children with it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import pytest
@@ -85,24 +86,24 @@ def test_a_dangling_reference_stops_the_migration(populated: Engine) -> None:
 
 
 def test_a_stored_non_integer_stops_the_integer_checks_upgrade_naming_it(
-    empty_engine: Engine,
+    engine_at: Callable[[str], Engine],
 ) -> None:
     # Before revision 1f855b9f8987, SQLite stored whatever an INTEGER column
     # was given; the upgrade refuses to adopt such a row, and changes nothing.
     before = "d5e08e6c2b32"
-    migrate.upgrade(empty_engine, before)
-    populate_every_table(empty_engine)
-    with empty_engine.begin() as connection:
+    at_revision = engine_at(before)
+    populate_every_table(at_revision)
+    with at_revision.begin() as connection:
         connection.exec_driver_sql("UPDATE agent_feedback SET rating = 3.5")
 
     with pytest.raises(
         migrate.MigrationRefused,
         match="1 row of table agent_feedback breaks CHECK constraint ck_agent_feedback_rating",
     ):
-        migrate.upgrade(empty_engine, "1f855b9f8987")
+        migrate.upgrade(at_revision, "1f855b9f8987")
 
-    assert migrate.current_revision(empty_engine) == before
-    with empty_engine.connect() as connection:
+    assert migrate.current_revision(at_revision) == before
+    with at_revision.connect() as connection:
         assert connection.exec_driver_sql("SELECT rating FROM agent_feedback").scalars().all() == [
             3.5
         ]

@@ -115,6 +115,8 @@ def test_a_failing_property_prints_how_to_reproduce_it(pytester: pytest.Pytester
             assert n < 10
         """
     )
-    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:asyncio")
+    result = pytester.runpytest(
+        "--disable-plugin-autoload", "-p", "hypothesispytest", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*Failing test case*", "*n=10,*", "*@reproduce_failure(*"])

@@ -1,7 +1,8 @@
 """`core.database`'s async side: the URL, the engine, sessions, the unit of work.
 
 Every database here is a temporary file, in memory, or (for the PostgreSQL
-drivers) a scratch database created and dropped by the test.
+drivers, in `make test-postgres`) a scratch database created and dropped by
+the test.
 """
 
 from __future__ import annotations
@@ -189,6 +190,7 @@ def test_a_server_engine_gets_no_sqlite_settings_and_pings_its_pool() -> None:
     assert not isinstance(engine.pool, StaticPool)
 
 
+@pytest.mark.server("postgresql")
 @pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
 async def test_both_postgresql_drivers_connect(driver: str) -> None:
     with harness.scratch_postgres("async_engine") as url:

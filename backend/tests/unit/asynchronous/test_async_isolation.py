@@ -32,13 +32,14 @@ from core.models import User
 from core.schema import Base
 from tests import harness
 
-# Plugins the generated suites do not use (pytest-randomly off: "the last
-# test" is the last one written), and pytest-asyncio configured as the
-# project's pyproject.toml does, which an inner run does not read.
+# pytest-asyncio alone (no pytest-randomly: "the last test" is the last one
+# written), configured as the project's pyproject.toml does, which an inner
+# run does not read.
 INNER_ARGS = (
+    *harness.INNER_PLUGINS,
+    "-pno:hypothesispytest",
     "-p",
     "tests.conftest",
-    *(f"-pno:{name}" for name in ("randomly", "hypothesispytest", "xdist", "faker", "pytest_cov")),
     "-o",
     "asyncio_mode=auto",
     "-o",
@@ -363,6 +364,7 @@ LOOP_PER_TEST_SUITE = """
 """
 
 
+@pytest.mark.server("postgresql")
 def test_a_loop_per_test_breaks_asyncpg_connections_made_on_the_session_loop(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -371,7 +373,7 @@ def test_a_loop_per_test_breaks_asyncpg_connections_made_on_the_session_loop(
     # the test's own loop. asyncpg binds a connection to the loop that opened
     # it and refuses; psycopg (like aiosqlite) waits on whichever loop is
     # running, so the mistake passes there until someone switches driver.
-    server = harness.postgres_server_or_skip()
+    server = harness.run_server("postgresql")
     monkeypatch.setenv("TEST_DATABASE_URL", server.render_as_string(hide_password=False))
 
     result = run_suite(

@@ -1,10 +1,10 @@
 """MariaDB as the third backend: what `core` does differently there, and why.
 
 The first half needs no server: how the schema, the server defaults, the
-driver's errors and the lost races are read on MariaDB. The second half
-runs on a scratch MariaDB database (the suite's own server under `make
-test-mariadb`, else the local one; skipped, saying so, when none answers):
-the session settings `make_engine` makes, the tables' collation, the
+driver's errors and the lost races are read on MariaDB; it runs in every
+suite. The second half runs in `make test-mariadb` only
+(`@pytest.mark.server("mysql")`), on a scratch database on the suite's own
+server: the session settings `make_engine` makes, the tables' collation, the
 constraint errors, and the start-up lock.
 """
 
@@ -258,6 +258,9 @@ def test_a_mariadb_database_name_is_checked_against_its_limit_before_connecting(
 # --------------------------------------------------------------------------
 
 
+on_mariadb = pytest.mark.server("mysql")
+
+
 @pytest.fixture(scope="module")
 def mariadb_url() -> Iterator[URL]:
     with harness.scratch_mariadb("unit") as url:
@@ -272,6 +275,7 @@ def mariadb(mariadb_url: URL) -> Iterator[Engine]:
     engine.dispose()
 
 
+@on_mariadb
 def test_every_connection_is_strict_utc_utf8mb4_binary_and_read_committed(
     mariadb: Engine,
 ) -> None:
@@ -284,6 +288,7 @@ def test_every_connection_is_strict_utc_utf8mb4_binary_and_read_committed(
     assert (zone, collation, isolation) == ("+00:00", "utf8mb4_nopad_bin", "READ-COMMITTED")
 
 
+@on_mariadb
 def test_the_tables_compare_strings_byte_for_byte(mariadb: Engine) -> None:
     with mariadb.connect() as connection:
         collations = connection.execute(
@@ -296,6 +301,7 @@ def test_the_tables_compare_strings_byte_for_byte(mariadb: Engine) -> None:
     assert collations == [("utf8mb4_nopad_bin",)]
 
 
+@on_mariadb
 def test_a_broken_check_is_an_integrity_error_and_other_errors_keep_their_class(
     mariadb: Engine,
 ) -> None:
@@ -327,6 +333,7 @@ def _write_then_fail(connection: Connection) -> None:
         raise _Failed
 
 
+@on_mariadb
 def test_the_start_up_lock_is_released_on_commit_rollback_and_error(mariadb: Engine) -> None:
     with mariadb.connect() as connection:
         with exclusive_transaction(connection):
@@ -350,6 +357,7 @@ def _lose_the_connection_inside_the_lock(engine: Engine, connection: Connection)
             other.execute(text(f"KILL CONNECTION {int(own)}"))
 
 
+@on_mariadb
 def test_a_connection_lost_while_holding_the_start_up_lock_leaves_it_free(
     mariadb: Engine,
 ) -> None:
@@ -361,6 +369,7 @@ def test_a_connection_lost_while_holding_the_start_up_lock_leaves_it_free(
     assert not _held_elsewhere(mariadb)
 
 
+@on_mariadb
 def test_the_start_up_lock_belongs_to_one_database(mariadb: Engine) -> None:
     with harness.scratch_mariadb("lock") as other_url:
         other = make_engine(other_url)
@@ -372,8 +381,9 @@ def test_the_start_up_lock_belongs_to_one_database(mariadb: Engine) -> None:
             other.dispose()
 
 
+@on_mariadb
 def test_dropping_a_scratch_database_ends_the_connections_left_in_it() -> None:
-    server = harness.server_or_skip("mysql")
+    server = harness.run_server("mysql")
     with databases.created_database(databases.sibling_database_url(server, "left_open")) as url:
         engine = make_engine(url)
         left = engine.connect()

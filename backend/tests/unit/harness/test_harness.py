@@ -33,21 +33,10 @@ def _users(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(User)) or 0)
 
 
-# Plugins the generated suites do not use; each one adds start-up time to
-# every in-process run. pytest-randomly is off so that "the last test" means
-# the last one written.
-INNER_PLUGINS_OFF = [
-    f"-pno:{name}"
-    for name in (
-        "randomly",
-        "hypothesispytest",
-        "xdist",
-        "xdist.looponfail",
-        "faker",
-        "pytest_cov",
-        "asyncio",
-    )
-]
+# The plugins INNER_RUN loads that the generated suites do not use; each one
+# adds start-up time to every in-process run. (pytest-randomly is not loaded:
+# "the last test" is the last one written.)
+INNER_PLUGINS_OFF = [f"-pno:{name}" for name in ("hypothesispytest", "pytest_asyncio.plugin")]
 
 
 def _run_suite(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:

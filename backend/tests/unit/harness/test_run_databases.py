@@ -157,8 +157,9 @@ def test_a_leftover_sqlite_companion_file_is_left_untouched(tmp_path: Path, comp
     assert leftover.read_bytes() == b"someone else's"
 
 
+@pytest.mark.server("postgresql")
 def test_an_existing_postgresql_database_of_the_same_name_is_left_untouched() -> None:
-    server = harness.postgres_server_or_skip()
+    server = harness.run_server("postgresql")
     url = databases.sibling_database_url(server, f"theirs_{uuid.uuid4().hex[:8]}")
     # Someone else's database, made without tests.databases: a connection the
     # database guard would refuse, allowed here on purpose.
@@ -341,7 +342,7 @@ def test_a_missing_server_stops_the_run_with_one_clear_message(
         "from pathlib import Path\ndef test_never_runs(db):\n    Path('test_ran').touch()\n"
     )
 
-    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:asyncio")
+    result = pytester.runpytest("--disable-plugin-autoload", "-p", "no:cacheprovider")
 
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*No PostgreSQL server answers at 127.0.0.1:1*"])

@@ -3,8 +3,15 @@ name the problem and the fix, with a documented exit code, never a trace
 (unless asked for).
 
 The messages are checked in-process; then each door is driven once through
-the real command line (`python -m core ...` in a subprocess, `make run`),
-which is what a person sees. Every subprocess costs an interpreter start.
+the command line's `main(argv)`, which is what `python -m core` runs
+(`core/__main__.py`: `raise SystemExit(main())`), with the door's
+DATABASE_URL, in a folder of its own: exit code, message, no trace, at most
+two lines, nothing written (a door that starts from a migrated database gets
+a copy of one made once per run). Every subprocess costs an interpreter start
+(about a second of CPU), so the real command line is driven for what only it
+shows: one database door through `python -m core` in a process of its own
+(another process holding the write lock), and a malformed URL through `make
+run`; `test_demo_cli.py` runs `python -m core demo` once.
 """
 
 from __future__ import annotations
@@ -37,7 +44,10 @@ from core.database import (
 from core.migrate import MigrationRefused
 from core.tools import cli
 from core.tools.problems import TRACEBACK_ENV, ExitCode, Problem, explain, report, unexpected
+from tests import databases
 from tests.migrations.sample_rows import populate_every_table
+
+CaptureFixture = pytest.CaptureFixture[str]
 
 TRACEBACK = "Traceback (most recent call last)"
 # Nothing listens on port 1: the connection is refused at once.
@@ -366,37 +376,64 @@ def test_a_server_gets_a_connect_timeout_unless_the_url_sets_one() -> None:
 # Each door once through the real command line
 # --------------------------------------------------------------------------
 
-Setup = Callable[[Path, ExitStack], str]
+
+class MigratedFiles:
+    """SQLite files migrated to a revision, with the sample rows: each made
+    once per run, then copied into the door's folder (a door that starts at
+    a revision is not a test of the upgrade to it)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def copy(self, revision: str, to: Path) -> None:
+        made = self.folder / f"{revision}.db"
+        if not made.exists():
+            engine = make_engine(f"sqlite:///{made}")
+            try:
+                migrate.upgrade(engine, revision)
+                populate_every_table(engine)
+            finally:
+                engine.dispose()
+        # The backup API copies a consistent database, WAL contents included.
+        with closing(sqlite3.connect(made)) as original, closing(sqlite3.connect(to)) as copy:
+            original.backup(copy)
+
+
+@pytest.fixture(scope="session")
+def migrated_files(tmp_path_factory: pytest.TempPathFactory) -> MigratedFiles:
+    return MigratedFiles(tmp_path_factory.mktemp("migrated"))
+
+
+Setup = Callable[[Path, ExitStack, MigratedFiles], str]
 
 
 def _sqlite_at(revision: str, then: str | None = None) -> Setup:
     """A SQLite file migrated to `revision`, with the sample rows, then `then` run on it."""
 
-    def setup(folder: Path, _stack: ExitStack) -> str:
+    def setup(folder: Path, _stack: ExitStack, migrated: MigratedFiles) -> str:
         url = f"sqlite:///{folder / 'app.db'}"
-        engine = make_engine(url)
-        try:
-            migrate.upgrade(engine, revision)
-            populate_every_table(engine)
-            if then is not None:
+        migrated.copy(revision, folder / "app.db")
+        if then is not None:
+            engine = make_engine(url)
+            try:
                 with engine.begin() as connection:
                     connection.execute(text(then))
-        finally:
-            engine.dispose()
+            finally:
+                engine.dispose()
         return url
 
     return setup
 
 
-def _locked(folder: Path, stack: ExitStack) -> str:
+def _locked(folder: Path, stack: ExitStack, migrated: MigratedFiles) -> str:
     """A migrated SQLite file whose write lock another connection holds."""
-    url = _sqlite_at("head")(folder, stack)
+    url = _sqlite_at("head")(folder, stack, migrated)
     holder = stack.enter_context(closing(sqlite3.connect(folder / "app.db", isolation_level=None)))
     holder.execute("BEGIN IMMEDIATE")
     return url
 
 
-def _unwritable(folder: Path, stack: ExitStack) -> str:
+def _unwritable(folder: Path, stack: ExitStack, _migrated: MigratedFiles) -> str:
     return f"sqlite:///{_unwritable_folder(folder, stack) / 'app.db'}"
 
 
@@ -422,7 +459,7 @@ DOORS: dict[str, tuple[list[str], Setup, ExitCode, str]] = {
     ),
     "missing-location": (
         ["stats"],
-        lambda folder, _: f"sqlite:///{folder / 'typo' / 'app.db'}",
+        lambda folder, *_: f"sqlite:///{folder / 'typo' / 'app.db'}",
         ExitCode.UNAVAILABLE,
         "No SQLite database at",
     ),
@@ -464,27 +501,82 @@ def _run(command: list[str], url: str, cwd: Path) -> subprocess.CompletedProcess
     )
 
 
+def _main_in_process(
+    argv: list[str], url: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capfd: CaptureFixture
+) -> subprocess.CompletedProcess[str]:
+    """What `python -m core *argv` does, in this process: `main(argv)`, its
+    return value (or the code argparse exits with) as the exit code, with the
+    environment and folder `_run` gives a subprocess."""
+    monkeypatch.setenv(DATABASE_URL_ENV, url)
+    monkeypatch.setenv(STARTUP_LOCK_TIMEOUT_ENV, "1")
+    monkeypatch.chdir(cwd)
+    capfd.readouterr()
+    with ExitStack() as stack:
+        if url == UNREACHABLE:
+            # Allowed on purpose: nothing listens there, the connection is refused.
+            stack.enter_context(databases.allowed_database(url))
+        try:
+            code = cli.main(argv)
+        except SystemExit as exited:
+            code = exited.code if isinstance(exited.code, int) else 1
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(["python", "-m", "core", *argv], code, out, err)
+
+
 def _assert_one_clear_failure(done: subprocess.CompletedProcess[str], expected: str) -> None:
     assert TRACEBACK not in done.stdout + done.stderr
     assert expected in done.stderr, done.stderr
 
 
-@pytest.mark.parametrize("door", list(DOORS))
-def test_each_door_of_python_dash_m_core(door: str, tmp_path: Path) -> None:
+def _assert_the_door(
+    door: str,
+    folder: Path,
+    migrated: MigratedFiles,
+    command: Callable[[list[str], str], subprocess.CompletedProcess[str]],
+) -> None:
     argv, setup, code, expected = DOORS[door]
     with ExitStack() as stack:
-        url = setup(tmp_path, stack)
-        before = sorted(tmp_path.rglob("*"))
+        url = setup(folder, stack, migrated)
+        before = sorted(folder.rglob("*"))
 
-        done = _run([sys.executable, "-m", "core", *argv], url, tmp_path)
+        done = command(argv, url)
 
         assert done.returncode == code, done.stderr
         _assert_one_clear_failure(done, expected)
         assert len(done.stderr.strip().splitlines()) <= 2, done.stderr
     # Refused means untouched: no file or folder appeared, none went away
     # (SQLite's own -wal/-shm files aside).
-    after = sorted(path for path in tmp_path.rglob("*") if not path.name.endswith(("-wal", "-shm")))
+    after = sorted(path for path in folder.rglob("*") if not path.name.endswith(("-wal", "-shm")))
     assert after == [path for path in before if not path.name.endswith(("-wal", "-shm"))]
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+def test_each_door_of_the_command_line(
+    door: str,
+    tmp_path: Path,
+    migrated_files: MigratedFiles,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: CaptureFixture,
+) -> None:
+    _assert_the_door(
+        door,
+        tmp_path,
+        migrated_files,
+        lambda argv, url: _main_in_process(argv, url, tmp_path, monkeypatch, capfd),
+    )
+
+
+def test_a_database_door_of_python_dash_m_core_in_a_process_of_its_own(
+    tmp_path: Path, migrated_files: MigratedFiles
+) -> None:
+    # The real entry point, for a door another process opens: this one holds
+    # SQLite's write lock, `python -m core upgrade` waits a second for it.
+    _assert_the_door(
+        "locked-by-another-writer",
+        tmp_path,
+        migrated_files,
+        lambda argv, url: _run([sys.executable, "-m", "core", *argv], url, tmp_path),
+    )
 
 
 def test_make_run_with_a_malformed_url_ends_with_the_message(tmp_path: Path) -> None:
