@@ -378,10 +378,6 @@ def install_validators(model: type[Any], table: Table) -> None:
         event.listen(Session, "do_orm_execute", check_orm_statement)
 
 
-def _is_sql(value: Any) -> bool:
-    return isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
-
-
 def _on_assignment(validate: Validate) -> Callable[..., Any]:
     def on_set(_target: Any, value: Any, _old: Any, _initiator: Any) -> Any:
         # A SQL expression (`episode.access_count = Episode.access_count + 1`)
@@ -540,7 +536,16 @@ class ModelRules:
             normalized = validate(value.value)
             if normalized is not value.value:
                 changed[column] = normalized
-        return statement.values(changed) if changed else statement
+        if not changed:
+            return statement
+        if isinstance(statement, Update) and statement._maintain_values_ordering:
+            # `.ordered_values()` may be given once only: give it again, whole.
+            rebuilt = statement._clone()
+            rebuilt._values, rebuilt._maintain_values_ordering = None, False
+            return rebuilt.ordered_values(
+                *((column, changed.get(column, value)) for column, value in given.items())
+            )
+        return statement.values(changed)
 
     @cached_property
     def plain_insert(self) -> Insert:

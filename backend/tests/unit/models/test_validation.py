@@ -78,7 +78,7 @@ from core.validation import (
     rules_for,
 )
 from tests.factories import AgentFactory, EpisodeFactory, UserFactory
-from tests.harness import tables_with_rows
+from tests.harness import QueryCounter, tables_with_rows
 from tests.unit.readback import table_of
 
 
@@ -883,6 +883,25 @@ def test_ordered_values_are_checked_and_written_in_their_order(db: Session) -> N
     db.execute(in_order.ordered_values((Episode.access_count, 5)))
     db.expire_all()
     assert episode.access_count == 5
+
+
+def test_ordered_values_are_normalised_and_kept_in_their_order(
+    db: Session, count_queries: QueryCounter
+) -> None:
+    user = UserFactory(email="old@example.com", first_name="Ada")
+    statement = (
+        update(User)
+        .where(User.id == user.id)
+        .ordered_values((User.first_name, "Grace"), (User.email, " New@Example.com "))
+    )
+
+    with count_queries(1) as log:
+        db.execute(statement)
+
+    assert log.statements[0].startswith("UPDATE users SET first_name=")
+    assert log.statements[0].index("first_name=") < log.statements[0].index("email=")
+    db.expire_all()
+    assert (user.first_name, user.email) == ("Grace", "new@example.com")
 
 
 def test_a_misspelt_key_in_values_is_left_to_sqlalchemy_which_names_it(db: Session) -> None:
