@@ -1,9 +1,10 @@
 """A pytest plugin for mutation runs: each test starts with `core`'s caches empty.
 
 mutmut forks every mutant's test run from a process that has already run
-the suite, so a `functools.cache` in `core` (the models' constructor
-defaults, their SET NULL keys) would hand every mutant the answer the
-unmutated function gave, and no mutant of a cached function could be seen.
+the suite, so a cache in `core` (a `functools.cache`: the models'
+constructor defaults, their SET NULL keys; the bulk path's per-model row
+plans) would hand every mutant the answer the unmutated function gave, and
+no mutant of a cached function could be seen.
 Cleared before each test, not once per run: mutmut also learns which tests
 reach a function by watching it run, and a cached function runs only in the
 first test that asks for each answer.
@@ -23,3 +24,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 clear = getattr(value, "cache_clear", None)
                 if callable(clear):
                     clear()
+    validation = sys.modules.get("core.validation")
+    for rules in getattr(validation, "_MODEL_RULES", {}).values():
+        rules._plans.clear()
