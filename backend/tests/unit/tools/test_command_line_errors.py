@@ -373,7 +373,7 @@ def test_a_server_gets_a_connect_timeout_unless_the_url_sets_one() -> None:
 
 
 # --------------------------------------------------------------------------
-# Each door once through the real command line
+# Each door once through the command line; the real one for what only it shows
 # --------------------------------------------------------------------------
 
 
