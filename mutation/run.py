@@ -66,7 +66,7 @@ def _patch_mutant_names() -> None:
         parts = Path(relative_source_path).parts
         if parts and parts[0] == PACKAGE_PARENT:
             relative_source_path = Path(*parts[1:])
-        return original(relative_source_path, mutant_method_name)
+        return str(original(relative_source_path, mutant_method_name))
 
     for module in (format_utils, mutmut.__main__, mutmut.mutation.file_mutation):
         if getattr(module, "get_mutant_name", None) is not original:
@@ -74,7 +74,7 @@ def _patch_mutant_names() -> None:
                 f"mutation/run.py: {module.__name__}.get_mutant_name is not the function this "
                 "launcher expects; the pinned mutmut version (pyproject.toml) has changed."
             )
-        module.get_mutant_name = get_mutant_name  # type: ignore[attr-defined]
+        vars(module)["get_mutant_name"] = get_mutant_name
 
 
 # --------------------------------------------------------------------------
