@@ -29,8 +29,11 @@ def scratch(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     databases.drop_all()
 
 
-def _upgraded(scratch: ScratchDatabases, name: str, revision: str = "head") -> URL:
-    url = scratch.create(name)
+def _upgraded(
+    scratch: ScratchDatabases, name: str, revision: str = "head", template: URL | None = None
+) -> URL:
+    """A new database `name` (empty, or a copy of `template`) upgraded to `revision`."""
+    url = scratch.create(name, template=template)
     engine = make_engine(url)
     try:
         migrate.upgrade(engine, revision)
@@ -86,18 +89,8 @@ def _template_at(scratch: ScratchDatabases, templates: dict[str | None, URL], re
         assert script is not None, revision
         previous = script.down_revision
         assert previous is None or isinstance(previous, str), "no merge revisions here"
-        if previous is None:
-            url = scratch.create(f"mig_at_{revision}")
-        else:
-            url = scratch.create(
-                f"mig_at_{revision}", template=_template_at(scratch, templates, previous)
-            )
-        engine = make_engine(url)
-        try:
-            migrate.upgrade(engine, revision)
-        finally:
-            engine.dispose()
-        templates[revision] = url
+        before = None if previous is None else _template_at(scratch, templates, previous)
+        templates[revision] = _upgraded(scratch, f"mig_at_{revision}", revision, before)
     return templates[revision]
 
 
