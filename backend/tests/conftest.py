@@ -330,3 +330,12 @@ def _isolation_sentinel(request: pytest.FixtureRequest) -> Iterator[None]:
             f"isolation broken: {request.node.nodeid} left rows behind: {leftovers}",
             pytrace=False,
         )
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's own `pytester`, minus the bytecode of the modules it writes:
+    each is new, compiled once and thrown away, so caching it under
+    `.venv/pycache` (the Makefile's PYTHONPYCACHEPREFIX) would only fill it."""
+    monkeypatch.setattr("sys.dont_write_bytecode", True)
+    return pytester
