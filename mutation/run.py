@@ -35,6 +35,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import subprocess
 import sys
 import tomllib
 from collections import Counter
@@ -270,6 +271,47 @@ def report() -> int:
     )
 
 
+# --------------------------------------------------------------------------
+# The servers' passes
+# --------------------------------------------------------------------------
+
+# Space-separated database URLs (the Makefile passes TEST_POSTGRES_URL and
+# TEST_MARIADB_URL; empty: none). After the run on SQLite, the mutants it left
+# alive (survived, or reached by no SQLite test) are run again on each server
+# that answers, with that server's whole suite: its own tests
+# (`@pytest.mark.server`) and its dialect's code paths can kill what SQLite
+# cannot see. A mutant killed on any backend counts as killed.
+SERVERS_SETTING = "MUTATION_SERVERS"
+
+PROBE = """
+import sys
+from sqlalchemy import create_engine
+engine = create_engine(sys.argv[1], connect_args={"connect_timeout": 5})
+with engine.connect():
+    pass
+"""
+
+
+def server_answers(url: str) -> bool:
+    # In a process of its own: this one must not import the database drivers
+    # (or `core`) before mutmut forks its test runs from it.
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE, url], capture_output=True, text=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def server_passes(patterns: list[str]) -> None:
+    for url in os.environ.get(SERVERS_SETTING, "").split():
+        shown = url.rsplit("@", 1)[-1]
+        if not server_answers(url):
+            print(f"mutation: no server answers at {shown}; its pass is skipped")
+            continue
+        print(f"mutation: the survivors again, on {shown}")
+        environment = {**os.environ, "TEST_DATABASE_URL": url, SERVERS_SETTING: ""}
+        subprocess.run([sys.executable, __file__, "rerun", *patterns], env=environment, check=False)
+
+
 def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     # Each mutant reruns its tests: the property tests' short profile (five
@@ -298,7 +340,11 @@ def main(argv: list[str]) -> int:
     except SystemExit as stop:
         if stop.code not in (0, None):
             return int(stop.code) if isinstance(stop.code, int) else 1
-    return report() if command[0] == "run" else 0
+    if command[0] != "run":
+        return 0
+    if (argv or ["run"])[0] == "run":
+        server_passes(argv[1:])
+    return report()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
@@ -37,6 +37,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.dialects.mysql.base import MySQLDialect
 from sqlalchemy.engine import URL, ExceptionContext, RootTransaction, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, MissingGreenlet, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -367,8 +368,9 @@ MYSQL_DATA_TRUNCATED = 1265
 
 
 def mysql_collation(dialect: Dialect) -> str:
-    """The case- and space-sensitive collation of the server behind `dialect`."""
-    return MARIADB_COLLATION if getattr(dialect, "is_mariadb", False) else MYSQL_COLLATION
+    """The case- and space-sensitive collation of the server behind `dialect`,
+    a MySQL dialect (which knows whether its server is MariaDB)."""
+    return MARIADB_COLLATION if cast(MySQLDialect, dialect).is_mariadb else MYSQL_COLLATION
 
 
 def _make_mysql_engine(
@@ -657,15 +659,17 @@ def async_url(url: str | URL | None = None, *, driver: str | None = None) -> URL
     backend, own = parsed.get_backend_name(), parsed.get_driver_name()
     drivers = ASYNC_DRIVERS.get(backend, ())
     if driver is None:
-        keep = own in drivers or parsed.get_dialect().is_async
-        driver = own if keep else next(iter(drivers), "")
+        if own in drivers or parsed.get_dialect().is_async:
+            driver = own
+        elif drivers:
+            driver = drivers[0]
+        else:
+            raise DatabaseURLError(f"{setting}: no asyncio driver is known for {backend}.")
     elif driver not in drivers:
         raise DatabaseURLError(
             f"{driver!r} is no asyncio driver for {backend}: choose one of "
             f"{', '.join(drivers) or 'none (no asyncio driver is known for it)'}."
         )
-    if not driver:
-        raise DatabaseURLError(f"{setting}: no asyncio driver is known for {backend}.")
     converted = parsed.set(drivername=f"{backend}+{driver}")
     try:
         converted.get_dialect(_is_async=True).import_dbapi()
@@ -735,21 +739,22 @@ def _refuse_implicit_load(state: ORMExecuteState) -> None:
     if in_greenlet():  # under an await: SQLAlchemy can run the query
         return
     if state.is_relationship_load:
-        path = state.loader_strategy_path
-        attribute = str(getattr(path, "prop", "a relationship"))
-        owner, _, name = attribute.partition(".")
+        # A relationship's load path ends at it (a PropRegistry: `.prop`).
+        relationship = cast(Any, state.loader_strategy_path).prop
+        owner, name = relationship.parent.class_.__name__, relationship.key
         raise ImplicitLoadError(
-            f"{attribute} is not loaded, and loading it needs a query, which async code "
+            f"{owner}.{name} is not loaded, and loading it needs a query, which async code "
             f"cannot run on attribute access. Load it with the query: "
-            f".options(selectinload({attribute})), or await it: "
-            f"await {owner.lower() or 'obj'}.awaitable_attrs.{name or 'attribute'}."
+            f".options(selectinload({owner}.{name})), or await it: "
+            f"await {owner.lower()}.awaitable_attrs.{name}."
         )
     # The object a column load refreshes: SQLAlchemy keeps it in the load options.
     target = state.load_options._refresh_state if state.is_column_load else None
     if target is not None:
         columns = sorted(set(target.mapper.column_attrs.keys()) & target.unloaded)
         shown = ", ".join(columns[:4]) + (", ..." if len(columns) > 4 else "")
-        key = ", ".join(map(str, target.identity or ("(pending)",)))
+        # Only a persistent object is refreshed: it has an identity.
+        key = ", ".join(map(str, target.identity))
         raise ImplicitLoadError(
             f"{target.class_.__name__} {key} has expired or deferred "
             f"attributes ({shown}), and loading them needs a query, which async code "

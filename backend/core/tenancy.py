@@ -41,7 +41,8 @@ def scoped_to_workspace(query: type[Any] | Select[Any], workspace_id: str) -> Se
     if not any(is_tenant_owned(entity) for entity in selected):
         raise TypeError(
             "scoped_to_workspace: the query selects no model with a workspace_id; "
-            f"selected: {[getattr(e, '__name__', e) for e in selected]}"
+            # Each entity is a mapped class or an alias, `aliased(Name)`.
+            f"selected: {[entity.__name__ for entity in selected]}"
         )
     registry = inspect(selected[0]).mapper.registry
     for mapper in registry.mappers:

@@ -109,3 +109,12 @@ def test_a_query_of_no_tenant_owned_model_is_refused() -> None:
     assert str(refused.value) == (
         "scoped_to_workspace: the query selects no model with a workspace_id; selected: ['User']"
     )
+
+
+def test_the_refusal_names_each_selected_entity_aliases_included() -> None:
+    with pytest.raises(TypeError) as refused:
+        scoped_to_workspace(select(aliased(User), User.email), "any-workspace")
+    assert str(refused.value) == (
+        "scoped_to_workspace: the query selects no model with a workspace_id; "
+        "selected: ['aliased(User)', 'User']"
+    )

@@ -80,11 +80,24 @@ def test_bad_urls_are_refused_as_for_the_sync_engine(monkeypatch: pytest.MonkeyP
         async_url("nonsense")
 
 
-def test_a_backend_without_an_asyncio_driver_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("entry", ["empty", "missing"])
+def test_a_backend_without_an_asyncio_driver_is_named(
+    monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
     # What a backend looks like before its entry is added to ASYNC_DRIVERS.
-    monkeypatch.setitem(database.ASYNC_DRIVERS, "sqlite", ())
-    with pytest.raises(DatabaseURLError, match=r"no asyncio driver is known for sqlite"):
+    if entry == "empty":
+        monkeypatch.setitem(database.ASYNC_DRIVERS, "sqlite", ())
+    else:
+        monkeypatch.delitem(database.ASYNC_DRIVERS, "sqlite")
+    with pytest.raises(DatabaseURLError) as refused:
         async_url("sqlite://")
+    assert str(refused.value) == "the database URL: no asyncio driver is known for sqlite."
+    with pytest.raises(DatabaseURLError) as refused:
+        async_url("sqlite://", driver="aiosqlite")
+    assert str(refused.value) == (
+        "'aiosqlite' is no asyncio driver for sqlite: "
+        "choose one of none (no asyncio driver is known for it)."
+    )
 
 
 @pytest.mark.parametrize(

@@ -49,10 +49,13 @@ async def test_a_lazy_collection_names_itself_and_its_eager_load(
     with harness.count_queries(async_db, 0), pytest.raises(ImplicitLoadError) as refused:
         _ = agent.executions
 
-    message = str(refused.value)
-    assert message.startswith("AgentRegistry.executions is not loaded")
-    assert ".options(selectinload(AgentRegistry.executions))" in message
-    assert "await agentregistry.awaitable_attrs.executions" in message
+    # args[0]: the message itself (str() adds a link to SQLAlchemy's error page).
+    assert refused.value.args[0] == (
+        "AgentRegistry.executions is not loaded, and loading it needs a query, which "
+        "async code cannot run on attribute access. Load it with the query: "
+        ".options(selectinload(AgentRegistry.executions)), or await it: "
+        "await agentregistry.awaitable_attrs.executions."
+    )
     assert isinstance(refused.value, MissingGreenlet)  # `except MissingGreenlet` still works
 
 
@@ -62,8 +65,14 @@ async def test_a_lazy_many_to_one_names_itself(async_db: AsyncSession) -> None:
     async_db.expunge_all()  # the agent is no longer in the identity map
     run = await async_db.get_one(AgentExecution, execution.id)
 
-    with pytest.raises(ImplicitLoadError, match=r"^AgentExecution\.agent is not loaded"):
+    with pytest.raises(ImplicitLoadError) as refused:
         _ = run.agent
+    assert refused.value.args[0] == (
+        "AgentExecution.agent is not loaded, and loading it needs a query, which "
+        "async code cannot run on attribute access. Load it with the query: "
+        ".options(selectinload(AgentExecution.agent)), or await it: "
+        "await agentexecution.awaitable_attrs.agent."
+    )
 
 
 async def test_a_many_to_one_in_the_identity_map_needs_no_query(async_db: AsyncSession) -> None:
@@ -108,12 +117,47 @@ async def test_expired_columns_after_a_rollback_say_how_to_reload(
     with pytest.raises(ImplicitLoadError) as refused:
         _ = agent.name
 
-    message = str(refused.value)
-    assert message.startswith(f"AgentRegistry {key} has expired or deferred attributes (")
-    assert "class_name" in message
-    assert "await session.refresh(obj)" in message
+    # Every column expired: the first four (by name) are shown.
+    assert refused.value.args[0] == (
+        f"AgentRegistry {key} has expired or deferred attributes (category, class_name, "
+        "confidence_score, configuration, ...), and loading them needs a query, which "
+        "async code cannot run on attribute access. A commit or rollback expires every "
+        "loaded object (make_async_session_factory keeps them after commit: "
+        "expire_on_commit=False). Reload with `await session.refresh(obj)`, or read one "
+        "with `await obj.awaitable_attrs.category`."
+    )
     await async_db.refresh(agent)
     assert agent.name == "expired"
+
+
+@pytest.mark.parametrize(
+    ("deferred", "shown"),
+    [
+        (["status", "name", "version", "description"], "description, name, status, version"),
+        (
+            ["status", "name", "version", "description", "category"],
+            "category, description, name, status, ...",
+        ),
+    ],
+    ids=["four-shown", "five-the-fifth-elided"],
+)
+async def test_at_most_four_unloaded_columns_are_named(
+    async_db: AsyncSession, deferred: list[str], shown: str
+) -> None:
+    agent = await async_create(AgentFactory)
+    await async_db.commit()
+    async_db.expunge_all()
+    loaded = await async_db.scalar(
+        select(AgentRegistry).options(*(defer(getattr(AgentRegistry, n)) for n in deferred))
+    )
+    assert loaded is not None
+
+    with pytest.raises(ImplicitLoadError) as refused:
+        _ = loaded.status
+    assert refused.value.args[0].startswith(
+        f"AgentRegistry {agent.id} has expired or deferred attributes ({shown}), "
+    )
+    assert refused.value.args[0].endswith(f"`await obj.awaitable_attrs.{sorted(deferred)[0]}`.")
 
 
 async def test_a_deferred_column_names_itself(async_db: AsyncSession) -> None:
@@ -183,8 +227,12 @@ async def test_a_query_on_the_sync_session_outside_await_says_how_to_run_it(
     async_db: AsyncSession,
 ) -> None:
     assert isinstance(async_db.sync_session, AsyncBackedSession)
-    with pytest.raises(ImplicitLoadError, match=r"await session\.run_sync\(fn\)"):
+    with pytest.raises(ImplicitLoadError) as refused:
         async_db.sync_session.execute(select(AgentRegistry))
+    assert refused.value.args[0] == (
+        "A query ran on the sync session of an AsyncSession outside `await`: use "
+        "`await session.execute(...)`, or run sync code with `await session.run_sync(fn)`."
+    )
     # Core statements are no ORM loads: they fail as SQLAlchemy says.
     with pytest.raises(MissingGreenlet):
         async_db.sync_session.execute(text("SELECT 1"))
