@@ -13,7 +13,9 @@ from sqlalchemy import Select, inspect, select
 from sqlalchemy.orm import DeclarativeBase, with_loader_criteria
 
 ModelT = TypeVar("ModelT", bound=DeclarativeBase)
-SelectT = TypeVar("SelectT", bound=Select[Any])
+# Any SELECT, of one entity or several (Select is generic over its row's types).
+AnySelect = Select[*tuple[Any, ...]]
+SelectT = TypeVar("SelectT", bound=AnySelect)
 
 
 def is_tenant_owned(model: type[Any]) -> bool:
@@ -28,7 +30,7 @@ def is_tenant_owned(model: type[Any]) -> bool:
 def scoped_to_workspace(query: type[ModelT], workspace_id: str) -> Select[ModelT]: ...
 @overload
 def scoped_to_workspace(query: SelectT, workspace_id: str) -> SelectT: ...
-def scoped_to_workspace(query: type[Any] | Select[Any], workspace_id: str) -> Select[Any]:
+def scoped_to_workspace(query: type[Any] | AnySelect, workspace_id: str) -> AnySelect:
     """`select(Model)`, or the given ORM SELECT, limited to `workspace_id`'s rows.
 
     Every tenant-owned model is filtered wherever it appears in the
