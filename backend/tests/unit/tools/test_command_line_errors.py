@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
@@ -481,17 +480,17 @@ def test_a_server_that_does_not_answer_is_reported_after_the_connect_timeout(
         url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/governance"
         monkeypatch.setenv(DATABASE_URL_ENV, url)
         monkeypatch.setattr(cli, "CONNECT_TIMEOUT_SECONDS", 2)  # the shortest libpq takes
-        # Without a timeout psycopg would wait two minutes: give up at ten seconds.
+        # Without a timeout psycopg would wait two minutes: hang up at ten
+        # seconds, which it reports as a closed connection, not a timeout.
         hang_up = threading.Timer(10, silent.close)
         hang_up.start()
-        started = time.monotonic()
         try:
             with databases.allowed_database(url):
                 code = cli.main(["stats"])
         finally:
             hang_up.cancel()
 
-    assert (code, time.monotonic() - started < 8) == (ExitCode.UNAVAILABLE, True)
+    assert code == ExitCode.UNAVAILABLE
     assert capsys.readouterr().err.startswith(
         f"Cannot connect to postgresql at 127.0.0.1:{port}, database "
         "governance, as postgres: connection timeout expired."
