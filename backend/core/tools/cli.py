@@ -89,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     )
     main_parser = argparse.ArgumentParser(
         prog="python -m core",
-        description=(__doc__ or "").split("\n")[0],
+        description="Command line: inspect and prepare the application database.",
         epilog=f"exit codes:\n{codes}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[traceback_flag],
@@ -112,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(args.command, url)
     except Exception as error:
         problem = explain(error, url) or unexpected(error, f"python -m core {args.command}")
-        return report(problem, trace=getattr(args, "traceback", False) or trace_requested())
+        # --traceback is in `args` only when given (its default is SUPPRESS).
+        return report(problem, trace="traceback" in args or trace_requested())
     return 0
 
 
@@ -126,7 +127,7 @@ def run(command: str, url: URL) -> None:
             play_round(engine)
             print()
         counts = table_counts(reading(engine))
-        print(f"database: {engine.url.render_as_string(hide_password=True)}")
+        print(f"database: {engine.url}")  # a URL's str masks its password
         print(format_counts(counts))
     finally:
         engine.dispose()
@@ -186,12 +187,12 @@ def check_location(url: URL, *, creates: bool) -> None:
 def upgrade(engine: Engine) -> None:
     """Migrate to head and say so; refuse a schema no migration made, or one
     stamped with a revision this code does not have."""
-    where = engine.url.render_as_string(hide_password=True)
+    # The messages name the database by its URL's str, which masks the password.
     unversioned = migrate.unversioned_tables(reading(engine))
     if unversioned:
         raise Problem(
             ExitCode.REFUSED,
-            f"{where} has tables that no migration created ({', '.join(unversioned)}).\n"
+            f"{engine.url} has tables that no migration created ({', '.join(unversioned)}).\n"
             "If its schema is current, run `alembic stamp head` once; otherwise move the "
             "file away and run again.",
         )
@@ -199,7 +200,7 @@ def upgrade(engine: Engine) -> None:
     if unknown:
         raise Problem(
             ExitCode.REFUSED,
-            f"{where} is at revision {', '.join(unknown)}, which this code's migrations "
+            f"{engine.url} is at revision {', '.join(unknown)}, which this code's migrations "
             "(backend/migrations/versions) do not have: newer code migrated it, or a revision "
             "file was deleted.\nRun the code that migrated it, or restore the file; if the "
             "schema is the models', `alembic stamp --purge head` adopts it.",

@@ -72,9 +72,14 @@ def test_upgrade_refuses_a_database_built_without_migrations(
 ) -> None:
     Base.metadata.create_all(application_database)
 
-    assert cli.main(["upgrade"]) == 1
+    assert cli.main(["upgrade"]) == ExitCode.REFUSED
 
-    assert "alembic stamp head" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"{application_database.url} has tables that no migration created "
+        f"({', '.join(sorted(Base.metadata.tables))}).\n"
+        "If its schema is current, run `alembic stamp head` once; otherwise move the file "
+        "away and run again.\n"
+    )
     assert migrate.current_revision(application_database) is None
 
 
@@ -97,20 +102,35 @@ def test_stats_prints_row_counts_without_changing_the_schema(
 BEFORE_EMAIL_CHECK = "471e0a1e9e28"
 
 
+@pytest.mark.parametrize(
+    "heads",
+    # Newer code may leave two heads (two branches, not yet merged).
+    [["deadbeef0000"], ["c0ffee000000", "deadbeef0000"]],
+    ids=["one-head", "two-heads"],
+)
 def test_upgrade_refuses_a_revision_this_code_does_not_have(
-    migrated_application_database: Engine, capsys: pytest.CaptureFixture[str]
+    heads: list[str],
+    migrated_application_database: Engine,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     application_database = migrated_application_database
     with application_database.begin() as connection:
-        connection.execute(text("UPDATE alembic_version SET version_num = 'deadbeef0000'"))
+        connection.execute(text("DELETE FROM alembic_version"))
+        for head in heads:
+            connection.execute(
+                text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": head}
+            )
 
     assert cli.main(["upgrade"]) == ExitCode.REFUSED
 
-    error = capsys.readouterr().err
-    assert "is at revision deadbeef0000, which this code's migrations" in error
-    assert "`alembic stamp --purge head` adopts it" in error
-    assert len(error.strip().splitlines()) == 2
-    assert migrate.unknown_revisions(application_database) == ["deadbeef0000"]
+    assert capsys.readouterr().err == (
+        f"{application_database.url} is at revision {', '.join(heads)}, which this code's "
+        "migrations (backend/migrations/versions) do not have: newer code migrated it, or a "
+        "revision file was deleted.\n"
+        "Run the code that migrated it, or restore the file; if the schema is the models', "
+        "`alembic stamp --purge head` adopts it.\n"
+    )
+    assert migrate.unknown_revisions(application_database) == heads
 
 
 def test_upgrade_names_the_table_constraint_and_rows_a_new_check_refuses(
