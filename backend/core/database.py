@@ -17,6 +17,7 @@ settings), `make_async_session_factory(engine)` and `async_session_scope()`.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import sqlite3
@@ -164,7 +165,7 @@ def startup_lock_timeout_ms() -> int:
     try:
         seconds = float(given)
     except ValueError:
-        seconds = -1.0
+        seconds = math.nan  # refused below, as "nan" is
     if not 0 <= seconds < 1e6:
         raise SettingError(
             f"{STARTUP_LOCK_TIMEOUT_ENV} must be a number of seconds (0 or more), got {given!r}"
@@ -255,11 +256,10 @@ def _sqlite_begin_mode(mode: object) -> str:
 
 def _use_wal(cursor: Any) -> None:
     """Put the database file in WAL mode (it stays so: the mode is stored in
-    the file). Asked only when it is not WAL yet: the switch needs the file
-    to itself, so asking while another process writes fails at once with
-    "database is locked", busy timeout or not, even when the file is WAL
-    already. Of two connections switching a new file at once, one fails; it
-    finds the file switched by the other."""
+    the file), if it is not WAL yet. The switch needs the file to itself: of
+    two connections switching a new file at once, one fails with "database is
+    locked", busy timeout or not; it tries again and finds the file switched
+    by the other."""
     if _journal_mode(cursor) == "wal":
         return
     for _attempt in range(50):
@@ -574,10 +574,11 @@ def _begin_immediate(connection: Connection) -> RootTransaction:
     def immediate(
         _conn: Connection, _cursor: Any, statement: str, parameters: Any, *_context: Any
     ) -> tuple[str, Any]:
+        # BEGIN [DEFERRED | IMMEDIATE | EXCLUSIVE] [TRANSACTION]
         words = statement.upper().split()
         if words[:1] == ["BEGIN"]:
             began.append(statement)
-            if words[1:2] in ([], ["DEFERRED"]):
+            if "IMMEDIATE" not in words and "EXCLUSIVE" not in words:
                 return "BEGIN IMMEDIATE", parameters
         return statement, parameters
 

@@ -33,12 +33,16 @@ same Session events. The callback is a plain function.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import FrameType
 
+import sqlalchemy
 from sqlalchemy import Connection, event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -182,7 +186,7 @@ def _awaiting(session: Session, connection: Connection) -> list[_Pending]:
                 "that transaction's COMMIT. Let the session own it "
                 '(Session(bind=connection, join_transaction_mode="control_fully")).',
                 UnrunCallbacksWarning,
-                stacklevel=2,
+                stacklevel=_outside_sqlalchemy(sys._getframe()),
             )
 
     # Listeners are not removed while SQLAlchemy runs them; once the
@@ -190,6 +194,17 @@ def _awaiting(session: Session, connection: Connection) -> list[_Pending]:
     event.listen(connection, "rollback", ended)
     event.listen(connection, "commit", committed)
     return waiting
+
+
+def _outside_sqlalchemy(frame: FrameType) -> int:
+    """The `stacklevel` that points a warning given in `frame` (level 1) at
+    the first frame outside this module and SQLAlchemy: the line that ended
+    the transaction."""
+    inside = (__file__, os.path.dirname(sqlalchemy.__file__))
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(inside):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _run_committed(session: Session, transaction: SessionTransaction) -> None:

@@ -217,6 +217,43 @@ def test_on_sqlite_any_begin_the_engine_sends_becomes_the_write_lock(
         engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("begin", "sent"),
+    [
+        ("BEGIN", "BEGIN IMMEDIATE"),
+        ("begin deferred", "BEGIN IMMEDIATE"),
+        ("BEGIN TRANSACTION", "BEGIN IMMEDIATE"),
+        ("BEGIN DEFERRED TRANSACTION", "BEGIN IMMEDIATE"),
+        ("BEGIN IMMEDIATE TRANSACTION", "BEGIN IMMEDIATE TRANSACTION"),
+        ("BEGIN EXCLUSIVE", "BEGIN EXCLUSIVE"),
+    ],
+)
+def test_a_deferred_begin_is_sent_as_begin_immediate_and_a_locking_one_as_it_is(
+    tmp_path: Path, begin: str, sent: str
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'begin.db'}")
+    statements: list[str] = []
+
+    @event.listens_for(engine, "connect")
+    def _driver_begins_nothing(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _send(connection: Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _record(_conn: Connection, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    try:
+        with engine.connect() as connection, exclusive_transaction(connection):
+            pass
+    finally:
+        engine.dispose()
+    assert statements[0] == sent
+
+
 def test_a_sqlite_engine_without_make_engines_begin_is_refused(tmp_path: Path) -> None:
     # The sqlite3 driver's own BEGIN comes with the first write, after the
     # reads: no BEGIN IMMEDIATE to be had, so no lock to promise.
@@ -224,7 +261,10 @@ def test_a_sqlite_engine_without_make_engines_begin_is_refused(tmp_path: Path) -
     try:
         with (
             engine.connect() as connection,
-            pytest.raises(RuntimeError, match="made by make_engine"),
+            pytest.raises(
+                RuntimeError,
+                match=r"^exclusive_transaction needs a SQLite engine made by make_engine$",
+            ),
             exclusive_transaction(connection),
         ):
             pass

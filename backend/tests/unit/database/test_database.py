@@ -7,6 +7,7 @@ touches the development database.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -50,13 +51,24 @@ def test_startup_waits_two_minutes_unless_told_otherwise(monkeypatch: pytest.Mon
     assert startup_lock_timeout_ms() == 2_500
 
 
-@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+@pytest.mark.parametrize(("value", "ms"), [("0", 0), ("999999.999", 999_999_999)])
+def test_a_startup_lock_timeout_from_zero_to_under_a_million_seconds_is_taken(
+    monkeypatch: pytest.MonkeyPatch, value: str, ms: int
+) -> None:
+    monkeypatch.setenv(STARTUP_LOCK_TIMEOUT_ENV, value)
+    assert startup_lock_timeout_ms() == ms
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf", "1e6", "1000000.5"])
 def test_a_startup_lock_timeout_that_is_not_seconds_names_the_setting(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
     monkeypatch.setenv(STARTUP_LOCK_TIMEOUT_ENV, value)
-    with pytest.raises(SettingError, match=f"CORE_STARTUP_LOCK_TIMEOUT must be .* got '{value}'"):
+    with pytest.raises(SettingError) as refused:
         startup_lock_timeout_ms()
+    assert str(refused.value) == (
+        f"CORE_STARTUP_LOCK_TIMEOUT must be a number of seconds (0 or more), got '{value}'"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -75,6 +87,27 @@ def test_file_engine_creates_its_directory_and_uses_wal(tmp_path: Path) -> None:
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
     finally:
         engine.dispose()
+
+
+def test_a_wal_file_another_connection_is_writing_to_opens_at_once(tmp_path: Path) -> None:
+    # Opening it sets foreign keys, the busy timeout and (already set) WAL,
+    # none of which may wait for the writer.
+    path = tmp_path / "busy.db"
+    first = make_engine(f"sqlite:///{path}")
+    # Deferred: an immediate BEGIN would wait for the writer, by design.
+    second = make_engine(f"sqlite:///{path}", sqlite_begin="deferred")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        with first.connect():
+            pass  # the file is WAL from here on
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("CREATE TABLE being_written (x)")
+        with second.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        writer.close()
+        first.dispose()
+        second.dispose()
 
 
 def test_engine_defaults_to_database_url(app_url: str) -> None:

@@ -9,6 +9,7 @@ rolled-back one drops what was registered inside it. Real commits come from
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -245,8 +246,12 @@ def test_a_joined_session_cannot_run_them_after_its_owners_commit(
             on_commit(session, calls("joined"))
             session.commit()
         if owner_ends == "commit":
-            with pytest.warns(UnrunCallbacksWarning, match="1 on_commit callback"):
+            committing_line = sys._getframe().f_lineno + 2
+            with pytest.warns(UnrunCallbacksWarning, match="1 on_commit callback") as warned:
                 owner.commit()
+            # Reported at the line that committed, not inside SQLAlchemy.
+            [warning] = warned.list
+            assert (warning.filename, warning.lineno) == (__file__, committing_line)
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
