@@ -20,7 +20,6 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
-    Boolean,
     CheckConstraint,
     Connection,
     Dialect,
@@ -258,12 +257,12 @@ def failed_migration_outcome(dialect: Dialect) -> str:
 
 def _violation(error: IntegrityError) -> Violation:
     """The violation as the driver reports it."""
-    diagnostics = getattr(error.orig, "diag", None)
+    diagnostics = getattr(error.driver_exception, "diag", None)
     if diagnostics is not None:  # psycopg
         key = _POSTGRES_KEY.search(diagnostics.message_detail or "")
         columns = key.group(1).split(", ") if key else [diagnostics.column_name]
         return Violation(
-            _SQLSTATE_KIND.get(getattr(error.orig, "sqlstate", None) or ""),
+            _SQLSTATE_KIND.get(diagnostics.sqlstate),
             diagnostics.table_name,
             diagnostics.constraint_name,
             [name for name in columns if name],
@@ -300,11 +299,12 @@ _STATEMENT_UNIQUE = re.compile(r"UNIQUE(?: INDEX \S+ ON \S+)?\s*\(([^)]*)\)", re
 
 def _mariadb_violation(error: DBAPIError) -> Violation | None:
     """The violation as MariaDB (through PyMySQL) reports it; None for another driver."""
-    args: tuple[Any, ...] = getattr(error.orig, "args", ())
-    kind = _MARIADB_KIND.get(args[0]) if args and isinstance(args[0], int) else None
+    # PyMySQL's are (error number, message); the other drivers' (message,).
+    args = error.driver_exception.args
+    kind = _MARIADB_KIND.get(args[0])
     if kind is None:
         return None
-    message, statement = str(args[-1]), error.statement or ""
+    message, statement = str(args[1]), error.statement or ""
     stated = _STATEMENT_TABLE.search(statement)
     table_name = stated.group(1) if stated else None
     if kind == "CHECK":
@@ -360,7 +360,7 @@ def _count_breaking_rows(
     if isinstance(model, CheckConstraint) and model.table is not None:
         rule = model.sqltext
         if isinstance(rule, TextClause):  # written as SQL: NOT needs it as one term
-            rule = literal_column(f"({rule.text})", Boolean)
+            rule = literal_column(f"({rule.text})")
         # FROM the model's table: the rule's columns are bound to it.
         query = select(func.count()).select_from(model.table).where(not_(rule))
     elif violation.kind == "NOT NULL" and keys:
@@ -378,7 +378,7 @@ def _count_breaking_rows(
     else:
         return None
     try:
-        return int(connection.scalar(query) or 0)
+        return int(connection.execute(query).scalar_one())
     except SQLAlchemyError:
         return None
     finally:

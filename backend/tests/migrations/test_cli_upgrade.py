@@ -199,7 +199,9 @@ class _PostgresError(Exception):
         super().__init__(message)
         self.sqlstate = sqlstate
         fields = ("table_name", "constraint_name", "column_name", "message_detail")
-        self.diag = SimpleNamespace(**{name: diagnostics.get(name) for name in fields})
+        self.diag = SimpleNamespace(
+            sqlstate=sqlstate, **{name: diagnostics.get(name) for name in fields}
+        )
 
 
 @pytest.mark.parametrize(
