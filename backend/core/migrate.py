@@ -181,6 +181,8 @@ def unversioned_tables(engine: Engine) -> list[str]:
 # a constraint the copy enforces is reported against that name.
 _BATCH_COPY_PREFIX = "_alembic_tmp_"
 _SQLITE_VIOLATION = re.compile(r"(CHECK|UNIQUE|NOT NULL) constraint failed: (.+)")
+# A unique index on expressions is named alone: "UNIQUE constraint failed: index 'ix'".
+_SQLITE_EXPRESSION_INDEX = re.compile(r"index '(.+)'")
 # PostgreSQL's SQLSTATE for each kind of violation, and the columns of a
 # unique one ("Key (workspace_id, name)=(1, a) is duplicated.").
 _SQLSTATE_KIND = {"23514": "CHECK", "23505": "UNIQUE", "23502": "NOT NULL"}
@@ -278,6 +280,9 @@ def _violation(error: IntegrityError) -> Violation:
         # SQLite names no table: batch mode's copy statement does.
         copy = re.search(rf'INSERT INTO "?{_BATCH_COPY_PREFIX}(\w+)', error.statement or "")
         return Violation(kind, copy.group(1) if copy else None, detail.strip(), [])
+    index = _SQLITE_EXPRESSION_INDEX.fullmatch(detail.strip())
+    if index is not None:
+        return Violation(kind, None, index.group(1), [])
     # "UNIQUE constraint failed: _alembic_tmp_users.email, _alembic_tmp_users.x"
     qualified = [name.strip().split(".") for name in detail.split(",")]
     table_name = qualified[0][0].removeprefix(_BATCH_COPY_PREFIX)
@@ -288,7 +293,8 @@ def _violation(error: IntegrityError) -> Violation:
 # is what ALTER TABLE says when rows hold NULL in a column it makes NOT NULL.
 _MARIADB_KIND = {4025: "CHECK", 3819: "CHECK", 1062: "UNIQUE", 1048: "NOT NULL", 1265: "NOT NULL"}
 _MARIADB_CHECK = re.compile(r"CONSTRAINT `([^`]+)` failed for `[^`]*`\.`([^`]+)`")
-_MARIADB_KEY = re.compile(r"Duplicate entry .* for key '([^']+)'")
+# The duplicated value is quoted as it is, line breaks included.
+_MARIADB_KEY = re.compile(r"Duplicate entry .* for key '([^']+)'", re.S)
 _MARIADB_COLUMN = re.compile(r"[Cc]olumn '([^']+)'")
 # Where MariaDB's message names no table, the statement does.
 _STATEMENT_TABLE = re.compile(
