@@ -260,7 +260,8 @@ def test_what_mariadb_reports_is_named_and_counted(
             "which UNIQUE constraint uq_legacy_code_owner forbids",
         ),
         (
-            # A legacy column in capitals: TAX keeps its X (this table lacks it: no count).
+            # A legacy column in capitals keeps its X. This table lacks it: no count (a bare
+            # "TAX" that names no column would be a string to SQLite, and counted).
             "ALTER TABLE legacy ADD CONSTRAINT uq_legacy_tax UNIQUE (`TAX`)",
             1062,
             "Duplicate entry '1' for key 'uq_legacy_tax'",
