@@ -20,7 +20,6 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
-    Boolean,
     CheckConstraint,
     Connection,
     Dialect,
@@ -182,6 +181,8 @@ def unversioned_tables(engine: Engine) -> list[str]:
 # a constraint the copy enforces is reported against that name.
 _BATCH_COPY_PREFIX = "_alembic_tmp_"
 _SQLITE_VIOLATION = re.compile(r"(CHECK|UNIQUE|NOT NULL) constraint failed: (.+)")
+# A unique index on expressions is named alone: "UNIQUE constraint failed: index 'ix'".
+_SQLITE_EXPRESSION_INDEX = re.compile(r"index '(.+)'")
 # PostgreSQL's SQLSTATE for each kind of violation, and the columns of a
 # unique one ("Key (workspace_id, name)=(1, a) is duplicated.").
 _SQLSTATE_KIND = {"23514": "CHECK", "23505": "UNIQUE", "23502": "NOT NULL"}
@@ -258,12 +259,12 @@ def failed_migration_outcome(dialect: Dialect) -> str:
 
 def _violation(error: IntegrityError) -> Violation:
     """The violation as the driver reports it."""
-    diagnostics = getattr(error.orig, "diag", None)
+    diagnostics = getattr(error.driver_exception, "diag", None)
     if diagnostics is not None:  # psycopg
         key = _POSTGRES_KEY.search(diagnostics.message_detail or "")
         columns = key.group(1).split(", ") if key else [diagnostics.column_name]
         return Violation(
-            _SQLSTATE_KIND.get(getattr(error.orig, "sqlstate", None) or ""),
+            _SQLSTATE_KIND.get(diagnostics.sqlstate),
             diagnostics.table_name,
             diagnostics.constraint_name,
             [name for name in columns if name],
@@ -279,6 +280,9 @@ def _violation(error: IntegrityError) -> Violation:
         # SQLite names no table: batch mode's copy statement does.
         copy = re.search(rf'INSERT INTO "?{_BATCH_COPY_PREFIX}(\w+)', error.statement or "")
         return Violation(kind, copy.group(1) if copy else None, detail.strip(), [])
+    index = _SQLITE_EXPRESSION_INDEX.fullmatch(detail.strip())
+    if index is not None:
+        return Violation(kind, None, index.group(1), [])
     # "UNIQUE constraint failed: _alembic_tmp_users.email, _alembic_tmp_users.x"
     qualified = [name.strip().split(".") for name in detail.split(",")]
     table_name = qualified[0][0].removeprefix(_BATCH_COPY_PREFIX)
@@ -289,7 +293,8 @@ def _violation(error: IntegrityError) -> Violation:
 # is what ALTER TABLE says when rows hold NULL in a column it makes NOT NULL.
 _MARIADB_KIND = {4025: "CHECK", 3819: "CHECK", 1062: "UNIQUE", 1048: "NOT NULL", 1265: "NOT NULL"}
 _MARIADB_CHECK = re.compile(r"CONSTRAINT `([^`]+)` failed for `[^`]*`\.`([^`]+)`")
-_MARIADB_KEY = re.compile(r"Duplicate entry .* for key '([^']+)'")
+# The duplicated value is quoted as it is, line breaks included.
+_MARIADB_KEY = re.compile(r"Duplicate entry .* for key '([^']+)'", re.S)
 _MARIADB_COLUMN = re.compile(r"[Cc]olumn '([^']+)'")
 # Where MariaDB's message names no table, the statement does.
 _STATEMENT_TABLE = re.compile(
@@ -300,11 +305,12 @@ _STATEMENT_UNIQUE = re.compile(r"UNIQUE(?: INDEX \S+ ON \S+)?\s*\(([^)]*)\)", re
 
 def _mariadb_violation(error: DBAPIError) -> Violation | None:
     """The violation as MariaDB (through PyMySQL) reports it; None for another driver."""
-    args: tuple[Any, ...] = getattr(error.orig, "args", ())
-    kind = _MARIADB_KIND.get(args[0]) if args and isinstance(args[0], int) else None
+    # PyMySQL's are (error number, message); the other drivers' (message,).
+    args = error.driver_exception.args
+    kind = _MARIADB_KIND.get(args[0])
     if kind is None:
         return None
-    message, statement = str(args[-1]), error.statement or ""
+    message, statement = str(args[1]), error.statement or ""
     stated = _STATEMENT_TABLE.search(statement)
     table_name = stated.group(1) if stated else None
     if kind == "CHECK":
@@ -360,7 +366,7 @@ def _count_breaking_rows(
     if isinstance(model, CheckConstraint) and model.table is not None:
         rule = model.sqltext
         if isinstance(rule, TextClause):  # written as SQL: NOT needs it as one term
-            rule = literal_column(f"({rule.text})", Boolean)
+            rule = literal_column(f"({rule.text})")
         # FROM the model's table: the rule's columns are bound to it.
         query = select(func.count()).select_from(model.table).where(not_(rule))
     elif violation.kind == "NOT NULL" and keys:
@@ -378,7 +384,7 @@ def _count_breaking_rows(
     else:
         return None
     try:
-        return int(connection.scalar(query) or 0)
+        return int(connection.execute(query).scalar_one())
     except SQLAlchemyError:
         return None
     finally:

@@ -165,7 +165,11 @@ LEGACY = sa.table("legacy", sa.column("id"), sa.column("code"), sa.column("owner
     [
         (
             lambda batch: batch.create_unique_constraint("uq_legacy_code", ["code"]),
-            "3 rows of table legacy share values of (code), which UNIQUE",
+            "4 rows of table legacy share values of (code), which UNIQUE",
+        ),
+        (
+            lambda batch: batch.create_unique_constraint("uq_legacy_code_owner", ["code", "owner"]),
+            "2 rows of table legacy share values of (code, owner), which UNIQUE",
         ),
         (
             lambda batch: batch.alter_column("owner", existing_type=sa.Text(), nullable=False),
@@ -177,7 +181,7 @@ LEGACY = sa.table("legacy", sa.column("id"), sa.column("code"), sa.column("owner
             "rows of table legacy break CHECK constraint ck_legacy_code",
         ),
     ],
-    ids=["unique", "not-null", "check-the-models-do-not-have"],
+    ids=["unique", "two-column-unique", "not-null", "check-the-models-do-not-have"],
 )
 def test_a_constraint_existing_rows_break_is_named_with_its_table(
     empty_engine: Engine, change: Callable[[BatchOperations], None], expected: str
@@ -191,7 +195,15 @@ def test_a_constraint_existing_rows_break_is_named_with_its_table(
             [
                 {"id": n, "code": code, "owner": owner}
                 for n, (code, owner) in enumerate(
-                    [("x", None), ("x", "a"), ("x", None), ("y", "b"), (None, "c"), (None, "d")]
+                    [
+                        ("x", None),
+                        ("x", "a"),
+                        ("x", None),
+                        ("x", "a"),
+                        ("y", "b"),
+                        (None, "c"),
+                        (None, "d"),
+                    ]
                 )
             ],
         )
@@ -209,7 +221,9 @@ def test_a_constraint_existing_rows_break_is_named_with_its_table(
         refused = migrate.constraint_violation(failed.value, connection)
 
     assert expected in str(refused)
-    assert migrate.failed_migration_outcome(connection.dialect) in str(refused)
+    # The driver's own words close the first line.
+    reason = str(failed.value.orig).strip().splitlines()[0]
+    assert f"{migrate.failed_migration_outcome(connection.dialect)} ({reason}).\n" in str(refused)
 
 
 class _PostgresError(Exception):
@@ -219,7 +233,9 @@ class _PostgresError(Exception):
         super().__init__(message)
         self.sqlstate = sqlstate
         fields = ("table_name", "constraint_name", "column_name", "message_detail")
-        self.diag = SimpleNamespace(**{name: diagnostics.get(name) for name in fields})
+        self.diag = SimpleNamespace(
+            sqlstate=sqlstate, **{name: diagnostics.get(name) for name in fields}
+        )
 
 
 @pytest.mark.parametrize(
@@ -288,3 +304,165 @@ def test_what_each_driver_reports_is_named_and_counted_where_it_can_be(
 
     assert expected in str(refused)
     assert len(str(refused).splitlines()) == 2
+
+
+def _refusal(words: str, reason: str) -> str:
+    return (
+        f"Cannot migrate: {words}; the migration was rolled back ({reason}).\n"
+        "Correct or delete those rows, then run the migration again."
+    )
+
+
+def _refused_on_legacy_rows(error: IntegrityError, *, in_a_transaction: bool = False) -> str:
+    """The refusal of `error`, its rows counted on a SQLite table `legacy`
+    holding (code, owner): (x, a) twice, (x, NULL), (y, b), (NULL, c)."""
+    engine = make_engine("sqlite://")
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("CREATE TABLE legacy (id INTEGER PRIMARY KEY, code TEXT, owner TEXT)")
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO legacy (code, owner) VALUES "
+                    "('x', 'a'), ('x', 'a'), ('x', NULL), ('y', 'b'), (NULL, 'c')"
+                )
+            )
+        with engine.connect() as connection:
+            if not in_a_transaction:
+                return str(migrate.constraint_violation(error, connection))
+            with connection.begin():
+                refused = str(migrate.constraint_violation(error, connection))
+                assert connection.in_transaction()
+            return refused
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("statement", "orig", "words"),
+    [
+        (
+            "ALTER TABLE legacy ADD CONSTRAINT uq_legacy_code_owner UNIQUE (code, owner)",
+            _PostgresError(
+                'could not create unique index "uq_legacy_code_owner"\n'
+                "DETAIL:  Key (code, owner)=(x, a) is duplicated.",
+                "23505",
+                table_name="legacy",
+                constraint_name="uq_legacy_code_owner",
+                message_detail="Key (code, owner)=(x, a) is duplicated.",
+            ),
+            "2 rows of table legacy share values of (code, owner), "
+            "which UNIQUE constraint uq_legacy_code_owner forbids",
+        ),
+        (
+            # The migration's own UPDATE made the duplicates; the rows left
+            # once it is rolled back break nothing.
+            "ALTER TABLE legacy ADD CONSTRAINT uq_legacy_id UNIQUE (id)",
+            _PostgresError(
+                'could not create unique index "uq_legacy_id"\n'
+                "DETAIL:  Key (id)=(1) is duplicated.",
+                "23505",
+                table_name="legacy",
+                constraint_name="uq_legacy_id",
+                message_detail="Key (id)=(1) is duplicated.",
+            ),
+            "0 rows of table legacy share values of (id), which UNIQUE constraint uq_legacy_id "
+            "forbids",
+        ),
+        (
+            # PostgreSQL gives no detail here, only the column.
+            "ALTER TABLE legacy ALTER COLUMN owner SET NOT NULL",
+            _PostgresError(
+                'column "owner" of relation "legacy" contains null values',
+                "23502",
+                table_name="legacy",
+                column_name="owner",
+            ),
+            "1 row of table legacy has no value in column owner, "
+            "which the migration makes NOT NULL",
+        ),
+        (
+            "ALTER TABLE legacy ADD CONSTRAINT ck_legacy_code CHECK (code <> 'x')",
+            _PostgresError(
+                'check constraint "ck_legacy_code" of relation "legacy" is violated by some row',
+                "23514",
+                table_name="legacy",
+                constraint_name="ck_legacy_code",
+            ),
+            "rows of table legacy break CHECK constraint ck_legacy_code",
+        ),
+        (
+            'INSERT INTO "_alembic_tmp_legacy" (id, code, owner) '
+            "SELECT legacy.id, legacy.code, legacy.owner FROM legacy",
+            sqlite3.IntegrityError(
+                "UNIQUE constraint failed: _alembic_tmp_legacy.code, _alembic_tmp_legacy.owner"
+            ),
+            "2 rows of table legacy share values of (code, owner), "
+            "which UNIQUE constraint the migration adds forbids",
+        ),
+        (
+            # Outside a batch copy, SQLite names the CHECK but not its table.
+            "UPDATE legacy SET code = 'x'",
+            sqlite3.IntegrityError("CHECK constraint failed: ck_legacy_code"),
+            "rows of table (not reported) break CHECK constraint ck_legacy_code",
+        ),
+        (
+            "CREATE UNIQUE INDEX ix_legacy_lower_code ON legacy (lower(code))",
+            sqlite3.IntegrityError("UNIQUE constraint failed: index 'ix_legacy_lower_code'"),
+            "rows of table (not reported) break UNIQUE constraint ix_legacy_lower_code",
+        ),
+    ],
+    ids=[
+        "postgres-two-column-unique",
+        "postgres-unique-no-row-breaks-now",
+        "postgres-not-null-without-detail",
+        "postgres-check",
+        "sqlite-two-column-unique",
+        "sqlite-check-outside-a-copy",
+        "sqlite-unique-expression-index",
+    ],
+)
+def test_a_refusal_tells_what_the_driver_reported_word_for_word(
+    statement: str, orig: Exception, words: str
+) -> None:
+    refused = _refused_on_legacy_rows(IntegrityError(statement, {}, orig))
+
+    assert refused == _refusal(words, str(orig).splitlines()[0])
+
+
+def test_rows_are_not_counted_inside_a_callers_transaction_which_stays_open() -> None:
+    orig = _PostgresError(
+        'column "owner" of relation "legacy" contains null values',
+        "23502",
+        table_name="legacy",
+        column_name="owner",
+    )
+    statement = "ALTER TABLE legacy ALTER COLUMN owner SET NOT NULL"
+
+    refused = _refused_on_legacy_rows(IntegrityError(statement, {}, orig), in_a_transaction=True)
+
+    assert refused == _refusal(
+        "rows of table legacy have no value in column owner, which the migration makes NOT NULL",
+        str(orig),
+    )
+
+
+def test_a_clash_in_postgresqls_catalogue_is_told_as_a_concurrent_migration() -> None:
+    orig = _PostgresError(
+        'duplicate key value violates unique constraint "pg_type_typname_nsp_index"\n'
+        "DETAIL:  Key (typname, typnamespace)=(alembic_version, 2200) already exists.",
+        "23505",
+        table_name="pg_type",
+        constraint_name="pg_type_typname_nsp_index",
+        message_detail="Key (typname, typnamespace)=(alembic_version, 2200) already exists.",
+    )
+    statement = "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"
+
+    refused = _refused_on_legacy_rows(IntegrityError(statement, {}, orig))
+
+    assert refused == (
+        "Cannot migrate: another process changed the schema at the same time (duplicate key "
+        'value violates unique constraint "pg_type_typname_nsp_index"); this migration was '
+        "rolled back.\nRun it again once the other one has finished."
+    )

@@ -234,6 +234,99 @@ def test_what_mariadb_reports_is_named_and_counted(
     assert len(str(refused).splitlines()) == 2
 
 
+@pytest.mark.parametrize(
+    ("statement", "number", "message", "words"),
+    [
+        (
+            # MySQL 8's number and wording: no table in the message, the statement names it.
+            "ALTER TABLE legacy ADD CONSTRAINT ck_legacy_code CHECK (code <> 'x')",
+            3819,
+            "Check constraint 'ck_legacy_code' is violated.",
+            "rows of table legacy break CHECK constraint the migration adds",
+        ),
+        (
+            # The value as MariaDB quotes it, line break included.
+            "ALTER TABLE legacy ADD CONSTRAINT uq_legacy_code UNIQUE (code)",
+            1062,
+            "Duplicate entry 'x\ny' for key 'uq_legacy_code'",
+            "4 rows of table legacy share values of (code), "
+            "which UNIQUE constraint uq_legacy_code forbids",
+        ),
+        (
+            "ALTER TABLE legacy ADD CONSTRAINT uq_legacy_code_owner UNIQUE (`code`, `owner`)",
+            1062,
+            "Duplicate entry 'x-a' for key 'uq_legacy_code_owner'",
+            "0 rows of table legacy share values of (code, owner), "
+            "which UNIQUE constraint uq_legacy_code_owner forbids",
+        ),
+        (
+            # A legacy column in capitals keeps its X. This table lacks it: no count (a bare
+            # "TAX" that names no column would be a string to SQLite, and counted).
+            "ALTER TABLE legacy ADD CONSTRAINT uq_legacy_tax UNIQUE (`TAX`)",
+            1062,
+            "Duplicate entry '1' for key 'uq_legacy_tax'",
+            "rows of table legacy share values of (TAX), which UNIQUE constraint uq_legacy_tax "
+            "forbids",
+        ),
+        (
+            # No columns in the statement: the models' constraint gives them.
+            "INSERT INTO users (id, email) VALUES ('u2', 'a@example.com')",
+            1062,
+            "Duplicate entry 'a@example.com' for key 'uq_users_email'",
+            "rows of table users share values of (email), which UNIQUE constraint "
+            "uq_users_email forbids",
+        ),
+        (
+            # Neither the statement nor the models know the columns: no count.
+            "INSERT INTO legacy (code) VALUES ('x')",
+            1062,
+            "Duplicate entry 'x' for key 'uq_legacy_code'",
+            "rows of table legacy break UNIQUE constraint uq_legacy_code",
+        ),
+        (
+            "REPLACE INTO legacy (code, owner) VALUES ('z', NULL)",
+            1048,
+            "Column 'owner' cannot be null",
+            "rows of table (not reported) have no value in column owner, "
+            "which the migration makes NOT NULL",
+        ),
+    ],
+    ids=[
+        "mysql-check",
+        "multi-line-value",
+        "backquoted-columns-no-row-breaks-now",
+        "capital-column",
+        "key-of-the-models",
+        "unknown-key",
+        "statement-naming-no-table",
+    ],
+)
+def test_what_mariadb_reports_is_told_word_for_word(
+    statement: str, number: int, message: str, words: str
+) -> None:
+    orig = pymysql.err.IntegrityError(number, message)
+    engine = make_engine("sqlite://")
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("CREATE TABLE legacy (id INTEGER PRIMARY KEY, code TEXT, owner TEXT)")
+            )
+            connection.execute(text(LEGACY_ROWS))
+            connection.execute(
+                text("INSERT INTO legacy (code, owner) VALUES (:code, 'b'), (:code, 'c')"),
+                {"code": "x\ny"},
+            )
+        with engine.connect() as connection:
+            refused = migrate.constraint_violation(IntegrityError(statement, {}, orig), connection)
+    finally:
+        engine.dispose()
+
+    assert str(refused) == (
+        f"Cannot migrate: {words}; the migration was rolled back ({orig}).\n"
+        "Correct or delete those rows, then run the migration again."
+    )
+
+
 def test_a_mariadb_url_is_accepted_and_sqlalchemys_mariadb_dialect_is_pointed_there() -> None:
     assert checked_url("mysql+pymysql://root@db:3306/app").drivername == "mysql+pymysql"
     with pytest.raises(
