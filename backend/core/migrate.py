@@ -225,7 +225,8 @@ def constraint_violation(error: IntegrityError, connection: Connection) -> Migra
     not at hand the count is left out.
     """
     violation = _violation(error)
-    reason = str(error.orig).strip().splitlines()[0]
+    said = str(error.orig).strip().splitlines()
+    reason = said[0] if said else "the driver gave no message"
     if (violation.table or "").startswith("pg_"):
         # PostgreSQL's own catalogue: another process created the same
         # objects at the same moment, without the start-up lock.
@@ -307,7 +308,7 @@ def _mariadb_violation(error: DBAPIError) -> Violation | None:
     """The violation as MariaDB (through PyMySQL) reports it; None for another driver."""
     # PyMySQL's are (error number, message); the other drivers' (message,).
     args = error.driver_exception.args
-    kind = _MARIADB_KIND.get(args[0])
+    kind = _MARIADB_KIND.get(args[0]) if args else None
     if kind is None:
         return None
     message, statement = str(args[1]), error.statement or ""

@@ -431,6 +431,17 @@ def test_a_refusal_tells_what_the_driver_reported_word_for_word(
     assert refused == _refusal(words, str(orig).splitlines()[0])
 
 
+def test_a_driver_error_without_a_message_is_still_told() -> None:
+    refused = _refused_on_legacy_rows(
+        IntegrityError("UPDATE legacy SET code = 'x'", {}, Exception())
+    )
+
+    assert refused == _refusal(
+        "rows of table (not reported) break the constraint the migration adds",
+        "the driver gave no message",
+    )
+
+
 def test_rows_are_not_counted_inside_a_callers_transaction_which_stays_open() -> None:
     orig = _PostgresError(
         'column "owner" of relation "legacy" contains null values',
