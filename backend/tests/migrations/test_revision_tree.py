@@ -5,12 +5,15 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from alembic.autogenerate import produce_migrations, render_python_code
+import pytest
+from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Computed, DefaultClause, create_engine, func
+from sqlalchemy import Computed, DefaultClause, Table, create_engine, func, make_url
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.schema import CreateTable
 
-from core.migrate import migration_options, render_item, script_directory
+from core.migrate import compare_server_default, migration_options, render_item, script_directory
+from core.models import Workspace
 from core.schema import Base
 
 # What a revision may import: frozen history depends on nothing that changes.
@@ -90,6 +93,50 @@ def test_autogenerate_renders_portable_code_without_project_imports() -> None:
     assert "server_default=sa.true()" in code
     # Alembic's own JSONB rendering names a Text type that no revision imports.
     assert "astext_type" not in code
+
+
+@pytest.mark.parametrize(
+    ("url", "batch", "transactional_ddl"),
+    [
+        ("sqlite://", True, True),
+        ("postgresql+psycopg://", False, True),
+        ("mysql+pymysql://", False, False),  # MariaDB commits each DDL statement
+    ],
+)
+def test_each_backend_migrates_and_compares_with_these_options(
+    url: str, batch: bool, transactional_ddl: bool
+) -> None:
+    dialect = make_url(url).get_dialect()()
+
+    assert migration_options(dialect) == {
+        "target_metadata": Base.metadata,
+        "compare_type": True,
+        "compare_server_default": compare_server_default,
+        "render_as_batch": batch,
+        "transactional_ddl": transactional_ddl,
+        "render_item": render_item,
+    }
+
+
+def test_autogenerate_sees_a_changed_type_and_a_changed_server_default() -> None:
+    engine = create_engine("sqlite://")
+    workspaces = Workspace.__table__
+    assert isinstance(workspaces, Table)
+    created = str(CreateTable(workspaces).compile(dialect=engine.dialect))
+    drifted = created.replace("name VARCHAR(255)", "name VARCHAR(80)").replace(
+        "DEFAULT 'standard'", "DEFAULT 'free'"
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(drifted)
+        context = MigrationContext.configure(connection, opts=migration_options(connection.dialect))
+        differences = compare_metadata(context, Base.metadata)
+
+    # Column changes come as lists: (kind, schema, table, column, ...).
+    changed = [change[0][:4] for change in differences if isinstance(change, list)]
+    assert changed == [
+        ("modify_type", None, "workspaces", "name"),
+        ("modify_default", None, "workspaces", "plan_tier"),
+    ]
 
 
 class _AutogenContext:

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, exc, func, make_url, select, table
+from sqlalchemy import Engine, create_engine, exc, func, make_url, select, table
 
 from core import migrate
 from tests import harness
@@ -83,6 +83,24 @@ def test_a_dangling_reference_stops_the_migration(populated: Engine) -> None:
         connection.exec_driver_sql("DELETE FROM workspaces")
         with pytest.raises(RuntimeError, match=r"dangling foreign keys: .* -> workspaces"):
             migrate.check_foreign_keys(connection)
+
+
+def test_the_refusal_lists_every_dangling_reference() -> None:
+    engine = create_engine("sqlite://")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        connection.exec_driver_sql(
+            "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id REFERENCES parent (id))"
+        )
+        connection.exec_driver_sql("INSERT INTO child (id, parent_id) VALUES (1, 7), (2, 8)")
+        with pytest.raises(migrate.MigrationRefused) as refused:
+            migrate.check_foreign_keys(connection)
+
+    assert str(refused.value) == (
+        "the migration left rows with dangling foreign keys: child rowid 1 -> parent, "
+        "child rowid 2 -> parent; it was rolled back.\n"
+        "Delete those rows or restore their parents, then upgrade again."
+    )
 
 
 def test_a_stored_non_integer_stops_the_integer_checks_upgrade_naming_it(
