@@ -194,13 +194,10 @@ def test_the_lock_must_begin_the_transaction(fresh_engine: Engine) -> None:
             pass
 
 
-@pytest.mark.parametrize("begin", ["BEGIN", "BEGIN DEFERRED", "BEGIN IMMEDIATE"])
-def test_on_sqlite_any_begin_the_engine_sends_becomes_the_write_lock(
-    tmp_path: Path, begin: str
-) -> None:
-    # Whichever BEGIN an engine is set up to send (make_engine's, or one
-    # configured otherwise), the exclusive transaction holds the write lock.
-    engine = create_engine(f"sqlite:///{tmp_path / 'begin.db'}")
+def _engine_sending(begin: str, path: Path) -> Engine:
+    """A SQLite engine that begins each transaction with `begin`, not with
+    make_engine's BEGIN or the driver's own."""
+    engine = create_engine(f"sqlite:///{path}")
 
     @event.listens_for(engine, "connect")
     def _driver_begins_nothing(dbapi_connection: Any, _record: Any) -> None:
@@ -210,6 +207,16 @@ def test_on_sqlite_any_begin_the_engine_sends_becomes_the_write_lock(
     def _send(connection: Connection) -> None:
         connection.exec_driver_sql(begin)
 
+    return engine
+
+
+@pytest.mark.parametrize("begin", ["BEGIN", "BEGIN DEFERRED", "BEGIN IMMEDIATE"])
+def test_on_sqlite_any_begin_the_engine_sends_becomes_the_write_lock(
+    tmp_path: Path, begin: str
+) -> None:
+    # Whichever BEGIN an engine is set up to send (make_engine's, or one
+    # configured otherwise), the exclusive transaction holds the write lock.
+    engine = _engine_sending(begin, tmp_path / "begin.db")
     try:
         with engine.connect() as connection, exclusive_transaction(connection):
             assert not _someone_else_can_lock(engine)
@@ -231,16 +238,8 @@ def test_on_sqlite_any_begin_the_engine_sends_becomes_the_write_lock(
 def test_a_deferred_begin_is_sent_as_begin_immediate_and_a_locking_one_as_it_is(
     tmp_path: Path, begin: str, sent: str
 ) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'begin.db'}")
+    engine = _engine_sending(begin, tmp_path / "begin.db")
     statements: list[str] = []
-
-    @event.listens_for(engine, "connect")
-    def _driver_begins_nothing(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _send(connection: Connection) -> None:
-        connection.exec_driver_sql(begin)
 
     @event.listens_for(engine, "after_cursor_execute")
     def _record(_conn: Connection, _cursor: Any, statement: str, *_rest: Any) -> None:

@@ -188,6 +188,23 @@ def test_mariadb_lost_races_are_told_apart_by_error_number(
 LEGACY_ROWS = "INSERT INTO legacy (code, owner) VALUES ('x', NULL), ('x', 'a'), ('y', NULL)"
 
 
+def _refused_on_sqlite(error: IntegrityError, *more_rows: str) -> str:
+    """The refusal of `error`, its rows counted on SQLite (the count is plain
+    SQL on any backend), in a table `legacy` of LEGACY_ROWS and `more_rows`."""
+    engine = make_engine("sqlite://")
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("CREATE TABLE legacy (id INTEGER PRIMARY KEY, code TEXT, owner TEXT)")
+            )
+            for rows in (LEGACY_ROWS, *more_rows):
+                connection.execute(text(rows))
+        with engine.connect() as connection:
+            return str(migrate.constraint_violation(error, connection))
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("statement", "number", "message", "expected"),
     [
@@ -216,22 +233,12 @@ LEGACY_ROWS = "INSERT INTO legacy (code, owner) VALUES ('x', NULL), ('x', 'a'), 
 def test_what_mariadb_reports_is_named_and_counted(
     statement: str, number: int, message: str, expected: str
 ) -> None:
-    # The rows are counted on SQLite: the count is plain SQL on any backend.
-    engine = make_engine("sqlite://")
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text("CREATE TABLE legacy (id INTEGER PRIMARY KEY, code TEXT, owner TEXT)")
-            )
-            connection.execute(text(LEGACY_ROWS))
-        error = IntegrityError(statement, {}, pymysql.err.IntegrityError(number, message))
-        with engine.connect() as connection:
-            refused = migrate.constraint_violation(error, connection)
-    finally:
-        engine.dispose()
+    error = IntegrityError(statement, {}, pymysql.err.IntegrityError(number, message))
 
-    assert expected in str(refused)
-    assert len(str(refused).splitlines()) == 2
+    refused = _refused_on_sqlite(error)
+
+    assert expected in refused
+    assert len(refused.splitlines()) == 2
 
 
 @pytest.mark.parametrize(
@@ -305,23 +312,13 @@ def test_what_mariadb_reports_is_told_word_for_word(
     statement: str, number: int, message: str, words: str
 ) -> None:
     orig = pymysql.err.IntegrityError(number, message)
-    engine = make_engine("sqlite://")
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text("CREATE TABLE legacy (id INTEGER PRIMARY KEY, code TEXT, owner TEXT)")
-            )
-            connection.execute(text(LEGACY_ROWS))
-            connection.execute(
-                text("INSERT INTO legacy (code, owner) VALUES (:code, 'b'), (:code, 'c')"),
-                {"code": "x\ny"},
-            )
-        with engine.connect() as connection:
-            refused = migrate.constraint_violation(IntegrityError(statement, {}, orig), connection)
-    finally:
-        engine.dispose()
+    # Two more rows share a code that spans two lines.
+    two_line_codes = "INSERT INTO legacy (code, owner) VALUES ('x' || char(10) || 'y', 'b'), "
+    two_line_codes += "('x' || char(10) || 'y', 'c')"
 
-    assert str(refused) == (
+    refused = _refused_on_sqlite(IntegrityError(statement, {}, orig), two_line_codes)
+
+    assert refused == (
         f"Cannot migrate: {words}; the migration was rolled back ({orig}).\n"
         "Correct or delete those rows, then run the migration again."
     )
