@@ -65,9 +65,10 @@ class UnrunCallbacksWarning(UserWarning):
 @dataclass(eq=False)
 class _Pending:
     callback: Callback
-    # The transaction whose fate the callback shares: a SessionTransaction of
-    # the session, or a Connection's transaction the session does not own.
-    transaction: SessionTransaction | Connection
+    # The session's transaction whose fate the callback shares (until it is
+    # handed to the transaction around it: a savepoint's parent, or a
+    # Connection's transaction the session does not own, in `_awaiting`).
+    transaction: SessionTransaction
     done: bool = False  # ran, or dropped
 
 
@@ -81,11 +82,10 @@ def on_commit(session: Session, callback: Callback) -> None:
     is open), so that it is dropped if that rolls back. A session with no
     transaction yet begins one, as its first query would.
     """
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    if transaction is None:
-        # The implicit begin a session makes at its first use: not
-        # `session.begin()`, which would refuse a later `with session.begin():`.
-        transaction = session._autobegin_t()
+    # The innermost transaction, or, with none yet, the implicit begin a
+    # session makes at its first use: not `session.begin()`, which would
+    # refuse a later `with session.begin():`.
+    transaction = session._autobegin_t()
     pending = _Pending(callback, transaction)
     session.info.setdefault(_PENDING, []).append(pending)
     captured = _capture.get()
@@ -104,9 +104,9 @@ def _waiting(session: Session) -> list[_Pending]:
     return pending
 
 
-def _inside(transaction: SessionTransaction | Connection, outer: SessionTransaction) -> bool:
+def _inside(transaction: SessionTransaction, outer: SessionTransaction) -> bool:
     """Whether `transaction` is `outer` or one of its savepoints."""
-    current = transaction if isinstance(transaction, SessionTransaction) else None
+    current: SessionTransaction | None = transaction
     while current is not None:
         if current is outer:
             return True
@@ -143,8 +143,8 @@ def _hand_on_committed(session: Session) -> None:
         for pending in mine:
             pending.done = True
         return
-    for pending in mine:
-        pending.transaction = outer
+    # Their transaction has ended: no later commit or rollback of the
+    # session's is theirs. The owner's transaction decides (`_awaiting`).
     _awaiting(session, outer).extend(mine)
 
 
