@@ -9,6 +9,7 @@ is exactly what `alembic revision --autogenerate` and `alembic check` see.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,7 +73,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     transaction) instead of opening `DATABASE_URL`. Unlike the `alembic`
     command, code that calls this keeps its own logging setup.
     """
-    config = Config(ALEMBIC_INI)
+    # Alembic's default stdout is the sys.stdout of when alembic was imported;
+    # its messages go to the one in force now (captured, redirected, or not).
+    config = Config(ALEMBIC_INI, stdout=sys.stdout)
     config.attributes["configure_logging"] = False
     if connection is not None:
         config.attributes["connection"] = connection

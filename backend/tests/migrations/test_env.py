@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -41,6 +43,16 @@ def test_a_connection_handed_in_is_migrated_and_committed(migrated_engine: Engin
         assert not connection.in_transaction()
 
     assert leftovers(migrated_engine) == []
+
+
+def test_alembic_writes_to_the_stdout_in_force_when_its_config_is_made(
+    migrated_engine: Engine,
+) -> None:
+    # Not to the one of when alembic was imported, which may be closed by now.
+    written = io.StringIO()
+    with migrated_engine.connect() as connection, contextlib.redirect_stdout(written):
+        command.check(migrate.alembic_config(connection))
+    assert written.getvalue() == "No new upgrade operations detected.\n"
 
 
 def test_anything_else_handed_in_is_refused_by_name() -> None:
