@@ -4,6 +4,7 @@
     python mutation/run.py run 'core.governance.*'   only the mutants whose names match
     python mutation/run.py report           the report of the results on disk
     python mutation/run.py rerun ['core.models.*']   run the survivors again (after new tests)
+    python mutation/run.py servers [patterns]  the survivors again on MUTATION_SERVERS only
     python mutation/run.py show NAME        one mutant's diff (any mutmut command works)
 
 mutmut copies `backend/core` into `mutants/`, compiles every mutant of every
@@ -177,14 +178,17 @@ def collect_scores() -> tuple[list[FileScore], list[str]]:
         data.load()
         score = FileScore(str(path))
         for name, exit_code in sorted(data.exit_code_by_key.items()):
+            if name in equivalents:
+                used.add(name)  # the mutant exists, whatever its result (or none yet)
             status = status_by_exit_code[exit_code]
+            if status in KILLED and name in equivalents:
+                stale.append(f"{name}: a test kills it, so it is not equivalent")
             if status in KILLED or status in NOT_RUN:
                 score.statuses[status] += 1
                 continue
             diff = get_diff_for_mutant(name, path=path)
             entry = equivalents.get(name)
             if entry is not None:
-                used.add(name)
                 if entry.line in mutated_lines(diff):
                     score.equivalent += 1
                     continue
@@ -302,6 +306,11 @@ def server_answers(url: str) -> bool:
 
 
 def server_passes(patterns: list[str]) -> None:
+    # mutmut's map of which test reaches which function is learnt on the
+    # backend it runs on; a server's must not replace SQLite's (a test that
+    # skips on the server would map to nothing), so it is put back after each.
+    stats = REPORT_DIR / "mutmut-stats.json"
+    kept = stats.read_bytes() if stats.exists() else None
     for url in os.environ.get(SERVERS_SETTING, "").split():
         shown = url.rsplit("@", 1)[-1]
         if not server_answers(url):
@@ -309,7 +318,13 @@ def server_passes(patterns: list[str]) -> None:
             continue
         print(f"mutation: the survivors again, on {shown}")
         environment = {**os.environ, "TEST_DATABASE_URL": url, SERVERS_SETTING: ""}
-        subprocess.run([sys.executable, __file__, "rerun", *patterns], env=environment, check=False)
+        try:
+            subprocess.run(
+                [sys.executable, __file__, "rerun", *patterns], env=environment, check=False
+            )
+        finally:
+            if kept is not None:
+                stats.write_bytes(kept)
 
 
 def main(argv: list[str]) -> int:
@@ -320,6 +335,9 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("HYPOTHESIS_PROFILE", "dev")
     _patch_mutant_names()
     if argv[:1] == ["report"]:
+        return report()
+    if argv[:1] == ["servers"]:  # only the servers' passes, over the results on disk
+        server_passes(argv[1:])
         return report()
     from mutmut.__main__ import cli
 
