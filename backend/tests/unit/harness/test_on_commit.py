@@ -164,6 +164,22 @@ def test_callbacks_run_in_order_and_an_error_stops_none_of_them(
     session.commit()
 
 
+def test_one_failing_callback_is_raised_as_it_is(session: Session, calls: Calls) -> None:
+    def fails() -> None:
+        raise RuntimeError("alone")
+
+    session.add(User(email="alone@example.com"))
+    on_commit(session, fails)
+    on_commit(session, calls("after"))
+
+    with pytest.raises(RuntimeError) as failure:
+        session.commit()
+
+    assert calls.ran == ["after"]
+    assert str(failure.value) == "alone"
+    assert not hasattr(failure.value, "__notes__")  # no "0 more failed too"
+
+
 def test_registered_before_any_work_it_waits_for_the_first_commit(
     session: Session, calls: Calls
 ) -> None:
