@@ -8,10 +8,12 @@ touches the development database.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -108,6 +110,57 @@ def test_a_wal_file_another_connection_is_writing_to_opens_at_once(tmp_path: Pat
         writer.close()
         first.dispose()
         second.dispose()
+
+
+@pytest.fixture
+def writing(tmp_path: Path) -> Iterator[tuple[Path, sqlite3.Connection]]:
+    """A new database file (not WAL yet) and a connection in the middle of
+    writing to it: switching the file to WAL fails at once while it does."""
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    yield path, writer
+    writer.close()
+
+
+def test_a_file_being_written_to_is_switched_to_wal_once_the_writer_commits(
+    writing: tuple[Path, sqlite3.Connection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, writer = writing
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            writer.execute("COMMIT")
+
+    monkeypatch.setattr("core.database.time.sleep", wait)
+    engine = make_engine(f"sqlite:///{path}", sqlite_begin="deferred")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
+    assert waits == [0.1, 0.1]
+
+
+def test_a_file_that_stays_locked_is_reported_after_fifty_tries(
+    writing: tuple[Path, sqlite3.Connection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _writer = writing
+    waits: list[float] = []
+    monkeypatch.setattr("core.database.time.sleep", waits.append)
+    engine = make_engine(f"sqlite:///{path}", sqlite_begin="deferred")
+    try:
+        with pytest.raises(
+            OperationalError, match=r"\(sqlite3.OperationalError\) database is locked"
+        ):
+            engine.connect()
+    finally:
+        engine.dispose()
+    assert waits == [0.1] * 50  # five seconds, in tenths
 
 
 def test_engine_defaults_to_database_url(app_url: str) -> None:
