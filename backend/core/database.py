@@ -134,8 +134,8 @@ def sqlite_file(url: str | URL) -> Path | None:
     url = make_url(url)
     if url.get_backend_name() != "sqlite" or is_memory_sqlite(url):
         return None
-    path = url.database or ""
-    if str(url.query.get("uri", "")).lower() == "true":  # `file:<path>?mode=ro`: its path
+    path = str(url.database)  # not in memory: a name is given
+    if str(url.query.get("uri")).lower() == "true":  # `file:<path>?mode=ro`: its path
         path = urlsplit(path).path
     return Path(path).resolve()
 

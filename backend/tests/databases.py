@@ -39,6 +39,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+# In memory: lives as long as its connection and belongs to one process.
+from core.database import is_memory_sqlite
+
 # What a MariaDB database is created with: the character set and the case-
 # and space-sensitive collation the application's tables declare for
 # themselves (core.database), so that anything a test creates with raw SQL
@@ -142,16 +145,6 @@ def _server_backend(url: URL) -> ServerBackend:
 # --------------------------------------------------------------------------
 # Names
 # --------------------------------------------------------------------------
-
-
-def is_memory_sqlite(url: str | URL) -> bool:
-    """Whether `url` is an in-memory SQLite database (`sqlite://`, `:memory:`,
-    `mode=memory`): it lives as long as its connection and belongs to one process."""
-    url = make_url(url)
-    memory_names = (None, "", ":memory:")
-    return url.get_backend_name() == "sqlite" and (
-        url.database in memory_names or url.query.get("mode") == "memory"
-    )
 
 
 def sibling_database_url(url: str | URL, label: str) -> URL:

@@ -262,6 +262,7 @@ def test_removing_sqlite_files_takes_the_database_and_its_companions_only(
     ("url", "in_memory"),
     [
         ("sqlite://", True),
+        ("sqlite:///", True),
         ("sqlite:///:memory:", True),
         ("sqlite:///file:app.db?mode=memory&uri=true", True),
         ("sqlite:///app.db", False),
