@@ -306,9 +306,10 @@ def server_answers(url: str) -> bool:
 
 
 def server_passes(patterns: list[str]) -> None:
-    # mutmut's map of which test reaches which function is learnt on the
-    # backend it runs on; a server's must not replace SQLite's (a test that
-    # skips on the server would map to nothing), so it is put back after each.
+    # mutmut's map of which test reaches which function holds for the
+    # backend it was learnt on: each server learns its own (a test reaches
+    # the MariaDB engine's code only on MariaDB), and SQLite's is put back
+    # after (a test that skips on a server maps to nothing there).
     stats = REPORT_DIR / "mutmut-stats.json"
     kept = stats.read_bytes() if stats.exists() else None
     for url in os.environ.get(SERVERS_SETTING, "").split():
@@ -318,6 +319,7 @@ def server_passes(patterns: list[str]) -> None:
             continue
         print(f"mutation: the survivors again, on {shown}")
         environment = {**os.environ, "TEST_DATABASE_URL": url, SERVERS_SETTING: ""}
+        stats.unlink(missing_ok=True)
         try:
             subprocess.run(
                 [sys.executable, __file__, "rerun", *patterns], env=environment, check=False
