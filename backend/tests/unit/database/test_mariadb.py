@@ -14,7 +14,18 @@ from collections.abc import Iterator
 
 import pymysql
 import pytest
-from sqlalchemy import Column, Connection, Engine, Integer, MetaData, Table, func, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.schema import CreateTable
@@ -322,6 +333,29 @@ def test_what_mariadb_reports_is_told_word_for_word(
         f"Cannot migrate: {words}; the migration was rolled back ({orig}).\n"
         "Correct or delete those rows, then run the migration again."
     )
+
+
+class _Connected(Exception):
+    """Stops a connection attempt once its arguments are known."""
+
+
+def test_the_driver_gets_the_character_set_and_the_callers_connect_arguments() -> None:
+    # What `python -m core` passes for a server: a connect timeout.
+    engine = make_engine("mysql+pymysql://root@db:3306/app", connect_args={"connect_timeout": 7})
+    given: dict[str, object] = {}
+
+    @event.listens_for(engine, "do_connect")
+    def _capture(
+        _dialect: Dialect, _record: object, _args: object, kwargs: dict[str, object]
+    ) -> None:
+        given.update(kwargs)
+        raise _Connected
+
+    # No server is reached: the connection stops before the driver is called.
+    with databases.allowed_database(engine.url), pytest.raises(_Connected):
+        engine.connect()
+    engine.dispose()
+    assert (given["charset"], given["connect_timeout"]) == ("utf8mb4", 7)
 
 
 def test_a_mariadb_url_is_accepted_and_sqlalchemys_mariadb_dialect_is_pointed_there() -> None:
