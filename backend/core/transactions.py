@@ -65,9 +65,9 @@ class UnrunCallbacksWarning(UserWarning):
 @dataclass(eq=False)
 class _Pending:
     callback: Callback
-    # The session's transaction whose fate the callback shares (until it is
-    # handed to the transaction around it: a savepoint's parent, or a
-    # Connection's transaction the session does not own, in `_awaiting`).
+    # The session's transaction whose fate the callback shares: a released
+    # savepoint hands it to its parent; once handed to the transaction of a
+    # Connection the session does not own (`_awaiting`), it keeps its ended one.
     transaction: SessionTransaction
     done: bool = False  # ran, or dropped
 
