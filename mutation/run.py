@@ -360,11 +360,9 @@ def main(argv: list[str]) -> int:
     except SystemExit as stop:
         if stop.code not in (0, None):
             return int(stop.code) if isinstance(stop.code, int) else 1
-    if command[0] != "run":
-        return 0
-    if (argv or ["run"])[0] == "run":
+    if argv[:1] in ([], ["run"]):  # a run, not a rerun: the servers' passes follow
         server_passes(argv[1:])
-    return report()
+    return report() if command[0] == "run" else 0
 
 
 if __name__ == "__main__":

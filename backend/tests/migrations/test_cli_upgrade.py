@@ -15,10 +15,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from core import migrate
-from core.database import make_engine
 from core.models import Base
 from core.tools import cli
 from core.tools.problems import ExitCode
+from tests.migrations.refusals import LEGACY_TABLE, refusal_on_sqlite
 from tests.migrations.sample_rows import populate_every_table, primary_keys
 
 
@@ -287,23 +287,15 @@ class _PostgresError(Exception):
 def test_what_each_driver_reports_is_named_and_counted_where_it_can_be(
     statement: str, orig: Exception, expected: str
 ) -> None:
-    engine = make_engine("sqlite://")
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)"))
-            connection.execute(
-                text(
-                    "INSERT INTO users (email) VALUES ('a@example.com'), ('a@example.com'), "
-                    "('b@example.com'), (NULL), (NULL)"
-                )
-            )
-        with engine.connect() as connection:
-            refused = migrate.constraint_violation(IntegrityError(statement, {}, orig), connection)
-    finally:
-        engine.dispose()
+    refused = refusal_on_sqlite(
+        IntegrityError(statement, {}, orig),
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)",
+        "INSERT INTO users (email) VALUES ('a@example.com'), ('a@example.com'), "
+        "('b@example.com'), (NULL), (NULL)",
+    )
 
-    assert expected in str(refused)
-    assert len(str(refused).splitlines()) == 2
+    assert expected in refused
+    assert len(refused.splitlines()) == 2
 
 
 def _refusal(words: str, reason: str) -> str:
@@ -313,30 +305,15 @@ def _refusal(words: str, reason: str) -> str:
     )
 
 
+# (code, owner): (x, a) twice, (x, NULL), (y, b), (NULL, c).
+LEGACY_ROWS = (
+    "INSERT INTO legacy (code, owner) VALUES "
+    "('x', 'a'), ('x', 'a'), ('x', NULL), ('y', 'b'), (NULL, 'c')"
+)
+
+
 def _refused_on_legacy_rows(error: IntegrityError, *, in_a_transaction: bool = False) -> str:
-    """The refusal of `error`, its rows counted on a SQLite table `legacy`
-    holding (code, owner): (x, a) twice, (x, NULL), (y, b), (NULL, c)."""
-    engine = make_engine("sqlite://")
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text("CREATE TABLE legacy (id INTEGER PRIMARY KEY, code TEXT, owner TEXT)")
-            )
-            connection.execute(
-                text(
-                    "INSERT INTO legacy (code, owner) VALUES "
-                    "('x', 'a'), ('x', 'a'), ('x', NULL), ('y', 'b'), (NULL, 'c')"
-                )
-            )
-        with engine.connect() as connection:
-            if not in_a_transaction:
-                return str(migrate.constraint_violation(error, connection))
-            with connection.begin():
-                refused = str(migrate.constraint_violation(error, connection))
-                assert connection.in_transaction()
-            return refused
-    finally:
-        engine.dispose()
+    return refusal_on_sqlite(error, LEGACY_TABLE, LEGACY_ROWS, in_a_transaction=in_a_transaction)
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,7 @@ from core.models import (
 )
 from core.schema import UTCDateTime
 from tests import databases, harness
+from tests.migrations.refusals import LEGACY_TABLE, refusal_on_sqlite
 
 
 def _dialect(url: str, **options: bool) -> Dialect:
@@ -199,23 +200,6 @@ def test_mariadb_lost_races_are_told_apart_by_error_number(
 LEGACY_ROWS = "INSERT INTO legacy (code, owner) VALUES ('x', NULL), ('x', 'a'), ('y', NULL)"
 
 
-def _refused_on_sqlite(error: IntegrityError, *more_rows: str) -> str:
-    """The refusal of `error`, its rows counted on SQLite (the count is plain
-    SQL on any backend), in a table `legacy` of LEGACY_ROWS and `more_rows`."""
-    engine = make_engine("sqlite://")
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text("CREATE TABLE legacy (id INTEGER PRIMARY KEY, code TEXT, owner TEXT)")
-            )
-            for rows in (LEGACY_ROWS, *more_rows):
-                connection.execute(text(rows))
-        with engine.connect() as connection:
-            return str(migrate.constraint_violation(error, connection))
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.parametrize(
     ("statement", "number", "message", "expected"),
     [
@@ -246,7 +230,7 @@ def test_what_mariadb_reports_is_named_and_counted(
 ) -> None:
     error = IntegrityError(statement, {}, pymysql.err.IntegrityError(number, message))
 
-    refused = _refused_on_sqlite(error)
+    refused = refusal_on_sqlite(error, LEGACY_TABLE, LEGACY_ROWS)
 
     assert expected in refused
     assert len(refused.splitlines()) == 2
@@ -327,7 +311,9 @@ def test_what_mariadb_reports_is_told_word_for_word(
     two_line_codes = "INSERT INTO legacy (code, owner) VALUES ('x' || char(10) || 'y', 'b'), "
     two_line_codes += "('x' || char(10) || 'y', 'c')"
 
-    refused = _refused_on_sqlite(IntegrityError(statement, {}, orig), two_line_codes)
+    refused = refusal_on_sqlite(
+        IntegrityError(statement, {}, orig), LEGACY_TABLE, LEGACY_ROWS, two_line_codes
+    )
 
     assert refused == (
         f"Cannot migrate: {words}; the migration was rolled back ({orig}).\n"
