@@ -150,67 +150,79 @@ def test_a_trigger_type_the_column_rejects_leaves_nothing_behind(db: Session) ->
     assert not db.new
 
 
-def test_a_blocked_student_leaves_a_training_proposal_and_says_why(db: Session) -> None:
-    agent = AgentFactory(student=True, name="Scout")
+@pytest.mark.parametrize(
+    ("maturity", "source", "trigger_type", "blocked", "proposal"),
+    [
+        pytest.param(
+            "student",
+            "data_sync",
+            "crm.ticket_created",
+            {
+                "agent_name": "Scout",
+                "routing_decision": "training",
+                "block_reason": "student agents may not act on triggers (confidence 0.30); "
+                "routed to training",
+            },
+            {
+                "agent_name": "Scout",
+                "proposal_type": "training",
+                "title": "Train Scout on crm.ticket_created",
+                "description": "Scout is a student and may not act on 'crm.ticket_created' yet; "
+                "it should practise on this kind of trigger first.",
+                "learning_objectives": ["handle 'crm.ticket_created' triggers from data_sync"],
+                "proposed_action": None,
+                "proposed_by": "maturity-guard",
+                "status": "proposed",
+                "approved_by": None,
+                "completed_at": None,
+            },
+            id="student-training",
+        ),
+        pytest.param(
+            "intern",
+            "manual",
+            "ticket.reply_needed",
+            {
+                "agent_name": "Scout",
+                "agent_maturity_at_block": "intern",
+                "confidence_score_at_block": 0.6,
+                "routing_decision": "proposal",
+                "block_reason": "intern agents may not act on triggers (confidence 0.60); "
+                "routed to proposal",
+                "resolved_at": None,
+                "resolution_outcome": None,
+            },
+            {
+                "agent_name": "Scout",
+                "proposal_type": "action",
+                "title": "Scout: act on ticket.reply_needed",
+                "description": "Scout is an intern: a person approves before it acts.",
+                "learning_objectives": None,
+                "proposed_by": "maturity-guard",
+            },
+            id="intern-action",
+        ),
+    ],
+)
+def test_a_blocked_agent_leaves_a_proposal_and_says_why(
+    db: Session,
+    maturity: str,
+    source: str,
+    trigger_type: str,
+    blocked: dict[str, object],
+    proposal: dict[str, object],
+) -> None:
+    """The rows as stored, each with the blocked agent's id besides the columns given."""
+    agent = AgentFactory(name="Scout", **{maturity: True})
 
-    routed = governance.route_trigger(db, agent, "data_sync", "crm.ticket_created", PAYLOAD)
+    routed = governance.route_trigger(db, agent, source, trigger_type, PAYLOAD)
 
     assert routed.blocked is not None
     assert routed.proposal is not None
-    blocked = {
-        "agent_id": agent.id,
-        "agent_name": "Scout",
-        "routing_decision": "training",
-        "block_reason": "student agents may not act on triggers (confidence 0.30); "
-        "routed to training",
-    }
-    assert stored_row(db, BlockedTriggerContext, routed.blocked.id, *blocked) == blocked
-    proposal = {
-        "agent_id": agent.id,
-        "agent_name": "Scout",
-        "proposal_type": "training",
-        "title": "Train Scout on crm.ticket_created",
-        "description": "Scout is a student and may not act on 'crm.ticket_created' yet; "
-        "it should practise on this kind of trigger first.",
-        "learning_objectives": ["handle 'crm.ticket_created' triggers from data_sync"],
-        "proposed_action": None,
-        "proposed_by": "maturity-guard",
-        "status": "proposed",
-        "approved_by": None,
-        "completed_at": None,
-    }
-    assert stored_row(db, AgentProposal, routed.proposal.id, *proposal) == proposal
-
-
-def test_a_blocked_intern_leaves_an_action_proposal_and_says_why(db: Session) -> None:
-    agent = AgentFactory(intern=True, name="Scout")
-
-    routed = governance.route_trigger(db, agent, "manual", "ticket.reply_needed", PAYLOAD)
-
-    assert routed.blocked is not None
-    assert routed.proposal is not None
-    blocked = {
-        "agent_id": agent.id,
-        "agent_name": "Scout",
-        "agent_maturity_at_block": "intern",
-        "confidence_score_at_block": 0.6,
-        "routing_decision": "proposal",
-        "block_reason": "intern agents may not act on triggers (confidence 0.60); "
-        "routed to proposal",
-        "resolved_at": None,
-        "resolution_outcome": None,
-    }
-    assert stored_row(db, BlockedTriggerContext, routed.blocked.id, *blocked) == blocked
-    proposal = {
-        "agent_id": agent.id,
-        "agent_name": "Scout",
-        "proposal_type": "action",
-        "title": "Scout: act on ticket.reply_needed",
-        "description": "Scout is an intern: a person approves before it acts.",
-        "learning_objectives": None,
-        "proposed_by": "maturity-guard",
-    }
-    assert stored_row(db, AgentProposal, routed.proposal.id, *proposal) == proposal
+    blocked_row = {"agent_id": agent.id, **blocked}
+    assert stored_row(db, BlockedTriggerContext, routed.blocked.id, *blocked_row) == blocked_row
+    proposal_row = {"agent_id": agent.id, **proposal}
+    assert stored_row(db, AgentProposal, routed.proposal.id, *proposal_row) == proposal_row
 
 
 @pytest.mark.parametrize(
