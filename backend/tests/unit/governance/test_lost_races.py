@@ -34,6 +34,7 @@ from tests.factories import (
     WorkspaceFactory,
 )
 from tests.unit.governance.common import count
+from tests.unit.orm_executions import orm_executions
 from tests.unit.readback import new_agent
 
 
@@ -253,23 +254,12 @@ def test_a_rule_that_loses_a_race_mid_write_says_what_it_could_not_do(
 POSTGRESQL = make_url("postgresql+psycopg://").get_dialect()()
 
 
-@contextmanager
-def _row_locks_asked(db: Session) -> Iterator[list[str]]:
-    """The ORM SELECTs the block runs that lock rows, written as for PostgreSQL
+def _row_locks(executed: list[ORMExecuteState]) -> list[str]:
+    """The SELECTs among `executed` that lock rows, written as for PostgreSQL
     (the SQL a SQLite run sends has no lock clause: SQLite has no row locks)."""
-    asked: list[str] = []
-
-    def record(state: ORMExecuteState) -> None:
-        if isinstance(state.statement, Select):
-            sql = str(state.statement.compile(dialect=POSTGRESQL))
-            if " FOR " in sql:
-                asked.append(sql)
-
-    event.listen(db, "do_orm_execute", record)
-    try:
-        yield asked
-    finally:
-        event.remove(db, "do_orm_execute", record)
+    selects = (state.statement for state in executed if isinstance(state.statement, Select))
+    compiled = (str(statement.compile(dialect=POSTGRESQL)) for statement in selects)
+    return [sql for sql in compiled if " FOR " in sql]
 
 
 def test_a_rating_locks_its_agent_yet_lets_rows_referencing_it_in(db: Session) -> None:
@@ -278,10 +268,10 @@ def test_a_rating_locks_its_agent_yet_lets_rows_referencing_it_in(db: Session) -
     (`core.governance._locked`)."""
     run, rater = AgentExecutionFactory(completed=True), UserFactory()
 
-    with _row_locks_asked(db) as asked:
+    with orm_executions(db) as executed:
         governance.record_feedback(db, run, rater, rating=4)
 
-    (lock,) = asked
+    (lock,) = _row_locks(executed)
     assert "FROM agent_registry" in lock
     assert lock.endswith("FOR NO KEY UPDATE")
 
@@ -289,10 +279,10 @@ def test_a_rating_locks_its_agent_yet_lets_rows_referencing_it_in(db: Session) -
 def test_finishing_a_run_locks_it_yet_lets_rows_referencing_it_in(db: Session) -> None:
     run = AgentExecutionFactory()
 
-    with _row_locks_asked(db) as asked:
+    with orm_executions(db) as executed:
         governance.complete_execution(db, run, "done")
 
-    (lock,) = asked
+    (lock,) = _row_locks(executed)
     assert "FROM agent_executions" in lock
     assert lock.endswith("FOR NO KEY UPDATE")
 

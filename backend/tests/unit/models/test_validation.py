@@ -79,6 +79,7 @@ from core.validation import (
 )
 from tests.factories import AgentFactory, EpisodeFactory, UserFactory
 from tests.harness import QueryCounter, tables_with_rows
+from tests.unit.orm_executions import orm_executions
 from tests.unit.readback import table_of
 
 
@@ -698,21 +699,12 @@ def agent_row(**values: object) -> dict[str, Any]:
     return {"category": "c", "module_path": "m", "class_name": "C", **values}
 
 
-@contextmanager
-def insert_strategies(db: Session) -> Iterator[list[object]]:
-    """The `dml_strategy` each ORM INSERT in the block leaves the hook with:
+def insert_strategies(executed: list[ORMExecuteState]) -> list[object]:
+    """The `dml_strategy` the hook left each ORM INSERT among `executed` with:
     "raw" when its rows go to Core's executemany, None when the ORM writes them."""
-    used: list[object] = []
-
-    def spy(state: ORMExecuteState) -> None:  # runs after the class-wide hook
-        if state.is_insert:
-            used.append(state.local_execution_options.get("dml_strategy"))
-
-    event.listen(db, "do_orm_execute", spy)
-    try:
-        yield used
-    finally:
-        event.remove(db, "do_orm_execute", spy)
+    return [
+        state.local_execution_options.get("dml_strategy") for state in executed if state.is_insert
+    ]
 
 
 def test_a_bad_bulk_row_names_its_row_and_nothing_is_written(db: Session) -> None:
@@ -943,22 +935,22 @@ def test_plain_bulk_rows_go_to_core_and_are_stored_as_the_orm_stores_them(db: Se
         }
         for n in range(3)
     ]
-    with insert_strategies(db) as used:
+    with orm_executions(db) as executed:
         db.execute(insert(AgentExecution), rows)
         fast = stored_executions(db, "id", "started_at")
         db.execute(delete(AgentExecution))
         db.execute(insert(AgentExecution).execution_options(dml_strategy="bulk"), rows)
 
-    assert used == ["raw", None]
+    assert insert_strategies(executed) == ["raw", None]
     assert stored_executions(db, "id", "started_at") == fast
     assert [row["status"] for row in fast] == [ExecutionStatus.COMPLETED] * 3
 
 
 def insert_left_to_the_orm(db: Session, statement: Any, rows: list[dict[str, Any]]) -> Any:
     """Run an ORM insert; assert that the ORM, not Core, wrote its rows."""
-    with insert_strategies(db) as used:
+    with orm_executions(db) as executed:
         result = db.execute(statement, rows)
-    assert used == [None]
+    assert insert_strategies(executed) == [None]
     return result
 
 
