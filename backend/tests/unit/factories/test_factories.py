@@ -16,7 +16,6 @@ from core.models import (
     AgentExecution,
     AgentRegistry,
     AgentStatus,
-    Episode,
     EpisodeSegment,
     EpisodeStatus,
     ExecutionStatus,
@@ -25,7 +24,6 @@ from core.models import (
     User,
     UserRole,
     UserStatus,
-    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowStepExecution,
     Workspace,
@@ -103,26 +101,41 @@ def test_factories_never_commit(db: Session) -> None:
 # Parents, by object and by key
 # --------------------------------------------------------------------------
 
-# (factory, relationship given, key given, the parent's factory, the parent's model)
-PARENTS: list[tuple[AnyFactory, str, str, AnyFactory, type[Base]]] = [
-    (TeamFactory, "workspace", "workspace_id", WorkspaceFactory, Workspace),
-    (TeamMessageFactory, "team", "team_id", TeamFactory, Team),
-    (TeamMessageFactory, "sender", "user_id", UserFactory, User),
-    (AgentFactory, "owner", "user_id", UserFactory, User),
-    (AgentFactory, "workspace", "workspace_id", WorkspaceFactory, Workspace),
-    (AgentExecutionFactory, "agent", "agent_id", AgentFactory, AgentRegistry),
-    (AgentFeedbackFactory, "agent", "agent_id", AgentFactory, AgentRegistry),
-    (AgentFeedbackFactory, "user", "user_id", UserFactory, User),
-    (WorkflowStepExecutionFactory, "execution", "execution_id", WorkflowExecutionFactory,
-     WorkflowExecution),
-    (EpisodeFactory, "agent", "agent_id", AgentFactory, AgentRegistry),
-    (EpisodeFactory, "workspace", "workspace_id", WorkspaceFactory, Workspace),
-    (EpisodeSegmentFactory, "episode", "episode_id", EpisodeFactory, Episode),
-    (EpisodeAccessLogFactory, "episode", "episode_id", EpisodeFactory, Episode),
-    (CanvasAuditFactory, "user", "user_id", UserFactory, User),
-    (BlockedTriggerContextFactory, "agent", "agent_id", AgentFactory, AgentRegistry),
-    (AgentProposalFactory, "agent", "agent_id", AgentFactory, AgentRegistry),
-]  # fmt: skip
+# Each factory's parents, by the relationship the caller gives. The key it
+# sets and the parent's model are the mapper's; the parent's factory is the
+# one for that model.
+PARENT_RELATIONSHIPS: dict[AnyFactory, tuple[str, ...]] = {
+    TeamFactory: ("workspace",),
+    TeamMessageFactory: ("team", "sender"),
+    AgentFactory: ("owner", "workspace"),
+    AgentExecutionFactory: ("agent",),
+    AgentFeedbackFactory: ("agent", "user"),
+    WorkflowStepExecutionFactory: ("execution",),
+    EpisodeFactory: ("agent", "workspace"),
+    EpisodeSegmentFactory: ("episode",),
+    EpisodeAccessLogFactory: ("episode",),
+    CanvasAuditFactory: ("user",),
+    BlockedTriggerContextFactory: ("agent",),
+    AgentProposalFactory: ("agent",),
+}
+FACTORY_OF_MODEL: dict[type[Base], AnyFactory] = {f._meta.model: f for f in ALL_FACTORIES}
+
+
+def _parent_case(
+    factory_class: AnyFactory, relation: str
+) -> tuple[AnyFactory, str, str, AnyFactory, type[Base]]:
+    """(factory, relationship given, key given, the parent's factory, the parent's model)"""
+    relationship = inspect(factory_class._meta.model).relationships[relation]
+    (key_column,) = relationship.local_columns
+    parent_model = relationship.mapper.class_
+    return factory_class, relation, key_column.key, FACTORY_OF_MODEL[parent_model], parent_model
+
+
+PARENTS = [
+    _parent_case(factory_class, relation)
+    for factory_class, relations in PARENT_RELATIONSHIPS.items()
+    for relation in relations
+]
 
 
 def _parent_id(parent: Base) -> Any:
