@@ -6,12 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import factory
 
-from core.models import (
-    AgentExecution,
-    AgentRegistry,
-    AgentStatus,
-    ExecutionStatus,
-)
+from core.models import AgentExecution, AgentRegistry, AgentStatus, ExecutionStatus
 from tests.factories.base import BaseFactory, parent
 from tests.factories.user import UserFactory
 from tests.factories.workspace import WorkspaceFactory

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import factory
 
-from core.models import (
-    User,
-    UserRole,
-    UserStatus,
-)
+from core.models import User, UserRole, UserStatus
 from tests.factories.base import BaseFactory
 
 

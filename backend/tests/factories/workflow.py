@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import factory
 
-from core.models import (
-    WorkflowExecution,
-    WorkflowExecutionStatus,
-    WorkflowStepExecution,
-)
+from core.models import WorkflowExecution, WorkflowExecutionStatus, WorkflowStepExecution
 from tests.factories.base import BaseFactory, parent
 
 

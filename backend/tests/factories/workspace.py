@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import factory
 
-from core.models import (
-    Team,
-    TeamMessage,
-    Workspace,
-    WorkspaceStatus,
-)
+from core.models import Team, TeamMessage, Workspace, WorkspaceStatus
 from tests.factories.base import BaseFactory, parent
 from tests.factories.user import UserFactory
 
