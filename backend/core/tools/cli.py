@@ -187,24 +187,27 @@ def check_location(url: URL, *, creates: bool) -> None:
 def upgrade(engine: Engine) -> None:
     """Migrate to head and say so; refuse a schema no migration made, or one
     stamped with a revision this code does not have."""
-    # The messages name the database by its URL's str, which masks the password.
-    unversioned = migrate.unversioned_tables(reading(engine))
-    if unversioned:
-        raise Problem(
-            ExitCode.REFUSED,
-            f"{engine.url} has tables that no migration created ({', '.join(unversioned)}).\n"
+    # A check that finds anything refuses the upgrade. The messages name the
+    # database by its URL's str, which masks the password.
+    refusals = (
+        (
+            migrate.unversioned_tables,
+            "{url} has tables that no migration created ({found}).\n"
             "If its schema is current, run `alembic stamp head` once; otherwise move the "
             "file away and run again.",
-        )
-    unknown = migrate.unknown_revisions(reading(engine))
-    if unknown:
-        raise Problem(
-            ExitCode.REFUSED,
-            f"{engine.url} is at revision {', '.join(unknown)}, which this code's migrations "
+        ),
+        (
+            migrate.unknown_revisions,
+            "{url} is at revision {found}, which this code's migrations "
             "(backend/migrations/versions) do not have: newer code migrated it, or a revision "
             "file was deleted.\nRun the code that migrated it, or restore the file; if the "
             "schema is the models', `alembic stamp --purge head` adopts it.",
-        )
+        ),
+    )
+    for check, message in refusals:
+        found = check(reading(engine))
+        if found:
+            raise Problem(ExitCode.REFUSED, message.format(url=engine.url, found=", ".join(found)))
     before, after = migrate.upgrade(engine)
     moved = "already at head" if after == before else f"upgraded from {before or 'empty'}"
     print(f"revision: {after} (head, {moved})")
