@@ -258,14 +258,19 @@ def unwritable_folder(tmp_path: Path) -> Iterator[Path]:
         yield _unwritable_folder(tmp_path, stack)
 
 
-def test_stats_on_a_missing_file_refuses_and_creates_nothing(tmp_path: Path) -> None:
-    url = checked_url(f"sqlite:///{tmp_path / 'typo' / 'app.db'}")
+def _refusal(path: Path, *, creates: bool) -> str:
+    """The message `check_location` refuses `path` with, as unavailable."""
+    url = checked_url(f"sqlite:///{path}")
 
     with pytest.raises(Problem) as refused:
-        cli.check_location(url, creates=False)
+        cli.check_location(url, creates=creates)
 
     assert refused.value.code == ExitCode.UNAVAILABLE
-    assert str(refused.value) == (
+    return str(refused.value)
+
+
+def test_stats_on_a_missing_file_refuses_and_creates_nothing(tmp_path: Path) -> None:
+    assert _refusal(tmp_path / "typo" / "app.db", creates=False) == (
         f"No SQLite database at {tmp_path / 'typo' / 'app.db'}: fix DATABASE_URL, or create "
         "one there with `python -m core upgrade`."
     )
@@ -273,13 +278,7 @@ def test_stats_on_a_missing_file_refuses_and_creates_nothing(tmp_path: Path) -> 
 
 
 def test_upgrade_refuses_a_missing_folder_it_was_not_told_to_make(tmp_path: Path) -> None:
-    url = checked_url(f"sqlite:///{tmp_path / 'typo' / 'app.db'}")
-
-    with pytest.raises(Problem) as refused:
-        cli.check_location(url, creates=True)
-
-    assert refused.value.code == ExitCode.UNAVAILABLE
-    assert str(refused.value) == (
+    assert _refusal(tmp_path / "typo" / "app.db", creates=True) == (
         f"DATABASE_URL's SQLite file {tmp_path / 'typo' / 'app.db'} is in a folder that does "
         f"not exist: {tmp_path / 'typo'}.\n"
         f"Fix the path, or create the folder first (mkdir -p {tmp_path / 'typo'})."
@@ -302,24 +301,14 @@ def test_upgrade_makes_the_embedded_default_databases_folder(
 
 
 def test_upgrade_refuses_a_folder_as_the_database_file(tmp_path: Path) -> None:
-    with pytest.raises(Problem) as refused:
-        cli.check_location(checked_url(f"sqlite:///{tmp_path}"), creates=True)
-
-    assert refused.value.code == ExitCode.UNAVAILABLE
-    assert str(refused.value) == (
+    assert _refusal(tmp_path, creates=True) == (
         f"DATABASE_URL's SQLite file {tmp_path} is a folder.\n"
         f"Fix the path, or create the folder first (mkdir -p {tmp_path.parent})."
     )
 
 
 def test_upgrade_refuses_a_folder_it_cannot_write(unwritable_folder: Path) -> None:
-    url = checked_url(f"sqlite:///{unwritable_folder / 'app.db'}")
-
-    with pytest.raises(Problem) as refused:
-        cli.check_location(url, creates=True)
-
-    assert refused.value.code == ExitCode.UNAVAILABLE
-    assert str(refused.value) == (
+    assert _refusal(unwritable_folder / "app.db", creates=True) == (
         # The system's reason in its words, without errno or path.
         f"Cannot write the SQLite database {unwritable_folder / 'app.db'} (Permission denied).\n"
         "Point DATABASE_URL at a writable location, or make this one writable."
@@ -352,11 +341,10 @@ def test_upgrade_refuses_a_read_only_database_file_in_a_writable_folder() -> Non
         folder.chmod(0o777)
         (folder / "app.db").touch(mode=0o444)
 
-        with pytest.raises(Problem) as refused, _where_permissions_apply():
-            cli.check_location(checked_url(f"sqlite:///{folder / 'app.db'}"), creates=True)
+        with _where_permissions_apply():
+            refusal = _refusal(folder / "app.db", creates=True)
 
-    assert refused.value.code == ExitCode.UNAVAILABLE
-    assert str(refused.value) == (
+    assert refusal == (
         f"Cannot write the SQLite database {folder / 'app.db'} (app.db is read-only).\n"
         "Point DATABASE_URL at a writable location, or make this one writable."
     )
