@@ -45,7 +45,7 @@ from core.database import (
 )
 from core.migrate import MigrationRefused
 from core.tools import cli
-from core.tools.problems import TRACEBACK_ENV, ExitCode, Problem, explain, report, unexpected
+from core.tools.problems import TRACEBACK_ENV, ExitCode, Problem, explain, report
 from tests import databases
 from tests.migrations.sample_rows import populate_every_table
 
@@ -192,16 +192,6 @@ def test_an_error_a_person_can_fix_is_explained(
 )
 def test_an_error_no_setting_fixes_is_not_explained_away(error: Exception, url: object) -> None:
     assert explain(error, checked_url(str(url))) is None
-
-
-def test_an_unexpected_error_says_it_is_a_bug_and_how_to_see_the_trace() -> None:
-    problem = unexpected(KeyError("round"), "python -m core demo")
-
-    assert problem.code == ExitCode.BUG
-    assert problem.message == (
-        "python -m core demo failed unexpectedly: KeyError: 'round'\n"
-        "This is a bug: rerun with --traceback (or CORE_TRACEBACK=1) and report the trace."
-    )
 
 
 def test_report_prints_the_message_and_the_trace_only_when_asked(

@@ -1,6 +1,6 @@
 """`core.tools.problems`: the exact words of each explained failure, with
 the parts of a URL that may be missing (no host, port or user; SQLite in
-memory), and of an unexpected error that says nothing.
+memory), and of an unexpected error (a bug), with a message or with none.
 
 The doors themselves (which errors are explained, through the real command
 line) are in test_command_line_errors.py.
@@ -90,12 +90,30 @@ def test_a_driver_error_with_no_message_is_still_explained() -> None:
     )
 
 
-def test_an_unexpected_error_with_no_message_leaves_the_line_empty() -> None:
-    problem = unexpected(RuntimeError(""), "python -m core migrate")
+@pytest.mark.parametrize(
+    ("error", "command", "first_line"),
+    [
+        (
+            KeyError("round"),
+            "python -m core demo",
+            "python -m core demo failed unexpectedly: KeyError: 'round'",
+        ),
+        (
+            RuntimeError(""),
+            "python -m core migrate",
+            "python -m core migrate failed unexpectedly: RuntimeError: ",
+        ),
+    ],
+    ids=["with-message", "no-message-leaves-the-line-empty"],
+)
+def test_an_unexpected_error_says_it_is_a_bug_and_how_to_see_the_trace(
+    error: Exception, command: str, first_line: str
+) -> None:
+    problem = unexpected(error, command)
 
     assert problem.code == ExitCode.BUG
     assert problem.message == (
-        "python -m core migrate failed unexpectedly: RuntimeError: \n"
+        f"{first_line}\n"
         "This is a bug: rerun with --traceback (or CORE_TRACEBACK=1) and report the trace."
     )
 
