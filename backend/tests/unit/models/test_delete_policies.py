@@ -139,6 +139,12 @@ class KeyCase:
     def attribute(self) -> str:
         return self.key.split(".")[1]
 
+    def arrange(self) -> tuple[Base, Base, Any, Any]:
+        """(child, parent, child's primary key, parent's primary key): the keys
+        are read now, before a commit expires the objects."""
+        child, parent = self.build()
+        return child, parent, primary_key(child), primary_key(parent)
+
 
 def _feedback_on_execution() -> tuple[Base, Base]:
     execution = AgentExecutionFactory()
@@ -155,24 +161,32 @@ def _trigger_with_proposal() -> tuple[Base, Base]:
     return BlockedTriggerContextFactory(agent=proposal.agent, proposal=proposal), proposal
 
 
-def _with_parent(
-    parent_factory: Callable[[], Base], child_factory: Callable[..., Base], field: str
-) -> Callable[[], tuple[Base, Base]]:
+def _through(
+    key: str,
+    parent_factory: Callable[[], Base],
+    child_factory: Callable[..., Base],
+    relationship: str,
+) -> KeyCase:
+    """A child given its parent through `relationship`, the many-to-one over `key`."""
+
     def build() -> tuple[Base, Base]:
         parent = parent_factory()
-        return child_factory(**{field: parent}), parent
+        return child_factory(**{relationship: parent}), parent
 
-    return build
+    return KeyCase(key, build, relationship)
 
 
-def _with_parent_key(
-    parent_factory: Callable[[], Base], child_factory: Callable[..., Base], field: str
-) -> Callable[[], tuple[Base, Base]]:
+def _by_key(
+    key: str, parent_factory: Callable[[], Base], child_factory: Callable[..., Base]
+) -> KeyCase:
+    """A child given its parent's primary key in the column of `key`, no relationship."""
+    column = key.split(".")[1]
+
     def build() -> tuple[Base, Base]:
         parent = parent_factory()
-        return child_factory(**{field: primary_key(parent)}), parent
+        return child_factory(**{column: primary_key(parent)}), parent
 
-    return build
+    return KeyCase(key, build)
 
 
 def _child_of(child_factory: Callable[[], Base], relationship: str) -> Callable[[], Any]:
@@ -184,62 +198,23 @@ def _child_of(child_factory: Callable[[], Base], relationship: str) -> Callable[
 
 
 SET_NULL_CASES = [
-    KeyCase("agent_registry.user_id", _with_parent(UserFactory, AgentFactory, "owner"), "owner"),
-    KeyCase(
-        "agent_executions.workspace_id",
-        _with_parent_key(WorkspaceFactory, AgentExecutionFactory, "workspace_id"),
-    ),
+    _through("agent_registry.user_id", UserFactory, AgentFactory, "owner"),
+    _by_key("agent_executions.workspace_id", WorkspaceFactory, AgentExecutionFactory),
     KeyCase("agent_feedback.agent_execution_id", _feedback_on_execution, "execution"),
-    KeyCase(
-        "agent_feedback.episode_id",
-        _with_parent(EpisodeFactory, AgentFeedbackFactory, "episode"),
-        "episode",
-    ),
-    KeyCase(
-        "workflow_executions.user_id",
-        _with_parent(UserFactory, WorkflowExecutionFactory, "user"),
-        "user",
-    ),
-    KeyCase("episodes.user_id", _with_parent_key(UserFactory, EpisodeFactory, "user_id")),
-    KeyCase(
-        "episodes.supervisor_id", _with_parent_key(UserFactory, EpisodeFactory, "supervisor_id")
-    ),
-    KeyCase(
-        "episodes.proposal_id",
-        _with_parent(AgentProposalFactory, EpisodeFactory, "proposal"),
-        "proposal",
-    ),
-    KeyCase(
-        "episodes.consolidated_into",
-        _with_parent_key(EpisodeFactory, EpisodeFactory, "consolidated_into"),
-    ),
-    KeyCase(
-        "episode_access_logs.accessed_by",
-        _with_parent_key(UserFactory, EpisodeAccessLogFactory, "accessed_by"),
-    ),
-    KeyCase(
-        "episode_access_logs.accessed_by_agent",
-        _with_parent_key(AgentFactory, EpisodeAccessLogFactory, "accessed_by_agent"),
-    ),
-    KeyCase(
-        "canvas_audit.workspace_id",
-        _with_parent_key(WorkspaceFactory, CanvasAuditFactory, "workspace_id"),
-    ),
-    KeyCase(
-        "canvas_audit.agent_id", _with_parent(AgentFactory, CanvasAuditFactory, "agent"), "agent"
-    ),
+    _through("agent_feedback.episode_id", EpisodeFactory, AgentFeedbackFactory, "episode"),
+    _through("workflow_executions.user_id", UserFactory, WorkflowExecutionFactory, "user"),
+    _by_key("episodes.user_id", UserFactory, EpisodeFactory),
+    _by_key("episodes.supervisor_id", UserFactory, EpisodeFactory),
+    _through("episodes.proposal_id", AgentProposalFactory, EpisodeFactory, "proposal"),
+    _by_key("episodes.consolidated_into", EpisodeFactory, EpisodeFactory),
+    _by_key("episode_access_logs.accessed_by", UserFactory, EpisodeAccessLogFactory),
+    _by_key("episode_access_logs.accessed_by_agent", AgentFactory, EpisodeAccessLogFactory),
+    _by_key("canvas_audit.workspace_id", WorkspaceFactory, CanvasAuditFactory),
+    _through("canvas_audit.agent_id", AgentFactory, CanvasAuditFactory, "agent"),
     KeyCase("canvas_audit.agent_execution_id", _canvas_on_execution, "execution"),
-    KeyCase(
-        "canvas_audit.episode_id",
-        _with_parent(EpisodeFactory, CanvasAuditFactory, "episode"),
-        "episode",
-    ),
+    _through("canvas_audit.episode_id", EpisodeFactory, CanvasAuditFactory, "episode"),
     KeyCase("blocked_triggers.proposal_id", _trigger_with_proposal, "proposal"),
-    KeyCase(
-        "agent_proposals.approved_by",
-        _with_parent(UserFactory, AgentProposalFactory, "approver"),
-        "approver",
-    ),
+    _through("agent_proposals.approved_by", UserFactory, AgentProposalFactory, "approver"),
 ]
 
 
@@ -276,9 +251,7 @@ def test_the_restrict_cases_cover_every_restrict_key() -> None:
 def test_set_null_reaches_the_database_and_loaded_objects(
     db: Session, commit_and_expire: Reload, case: KeyCase
 ) -> None:
-    child, parent = case.build()
-    parent_key = primary_key(parent)
-    child_key = primary_key(child)
+    child, parent, child_key, parent_key = case.arrange()
     commit_and_expire()
     assert getattr(child, case.attribute) == parent_key
     if case.relationship:
@@ -299,9 +272,7 @@ def test_set_null_reaches_the_database_and_loaded_objects(
 def test_restrict_refuses_the_delete_and_nulls_nothing(
     db: Session, count_queries: QueryCounter, case: KeyCase
 ) -> None:
-    child, parent = case.build()
-    parent_key = primary_key(parent)
-    child_key = primary_key(child)
+    child, parent, child_key, parent_key = case.arrange()
     db.commit()
 
     db.delete(parent)
