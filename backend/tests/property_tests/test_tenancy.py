@@ -12,6 +12,7 @@ from core.models import (
     AgentExecution,
     AgentRegistry,
     User,
+    Workspace,
 )
 from core.schema import Base
 from core.tenancy import is_tenant_owned, scoped_to_workspace
@@ -55,13 +56,20 @@ def test_rows_of_one_workspace_are_never_returned_for_another(
         assert {id(row) for row in found} == expected
 
 
-def test_joined_tenant_models_are_scoped_too(db: Session) -> None:
+def _two_agents_run_in_my_workspace() -> tuple[Workspace, Workspace, AgentRegistry, AgentRegistry]:
+    """My workspace and theirs, an agent in each, and an execution by each
+    agent recorded in mine: (mine, theirs, my agent, their agent)."""
     mine, theirs = WorkspaceFactory(), WorkspaceFactory()
     my_agent = AgentFactory(workspace=mine)
     their_agent = AgentFactory(workspace=theirs)
     AgentExecutionFactory(agent=my_agent, workspace_id=mine.id)
     # Recorded in my workspace, but by an agent of theirs.
     AgentExecutionFactory(agent=their_agent, workspace_id=mine.id)
+    return mine, theirs, my_agent, their_agent
+
+
+def test_joined_tenant_models_are_scoped_too(db: Session) -> None:
+    mine, theirs, my_agent, their_agent = _two_agents_run_in_my_workspace()
 
     query = select(AgentExecution).join(AgentExecution.agent)
     rows = db.scalars(scoped_to_workspace(query, mine.id)).all()
@@ -72,11 +80,7 @@ def test_joined_tenant_models_are_scoped_too(db: Session) -> None:
 
 
 def test_an_aliased_tenant_model_is_scoped_too(db: Session) -> None:
-    mine, theirs = WorkspaceFactory(), WorkspaceFactory()
-    my_agent = AgentFactory(workspace=mine)
-    their_agent = AgentFactory(workspace=theirs)
-    AgentExecutionFactory(agent=my_agent, workspace_id=mine.id)
-    AgentExecutionFactory(agent=their_agent, workspace_id=mine.id)
+    mine, _, my_agent, _ = _two_agents_run_in_my_workspace()
 
     agent = aliased(AgentRegistry)
     query = select(AgentExecution).join(agent, AgentExecution.agent)
