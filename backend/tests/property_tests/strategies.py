@@ -13,7 +13,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from hypothesis import strategies as st
@@ -305,21 +305,7 @@ def valid_values(field: Field) -> st.SearchStrategy[Any]:
     raise NotImplementedError(f"{field}: no strategy for column type {column_type!r}")
 
 
-def finite_floats(
-    min_value: float | None = None,
-    max_value: float | None = None,
-    *,
-    exclude_min: bool = False,
-    exclude_max: bool = False,
-) -> st.SearchStrategy[float]:
-    return st.floats(
-        min_value=min_value,
-        max_value=max_value,
-        exclude_min=exclude_min,
-        exclude_max=exclude_max,
-        allow_nan=False,
-        allow_infinity=False,
-    )
+finite_floats = partial(st.floats, allow_nan=False, allow_infinity=False)
 
 
 def out_of_range(column: Column[Any], rule: Bounds) -> st.SearchStrategy[Any]:
