@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, RootTransaction, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -50,6 +50,28 @@ class Calls:
         return callback
 
 
+def assert_ran_after_the_commit(calls: Calls, name: str) -> None:
+    """`name` alone ran, and the connection it opened already saw the one user."""
+    assert calls.ran == [name]
+    assert calls.users_seen == [1]
+
+
+@contextmanager
+def owner_transaction(engine: Engine) -> Iterator[tuple[Connection, RootTransaction]]:
+    """A connection and the transaction it began: the owner a session joins."""
+    with engine.connect() as connection:
+        yield connection, connection.begin()
+
+
+def commit_in_a_joined_session(connection: Connection, calls: Calls, name: str) -> None:
+    """A session joined to `connection`'s transaction adds a user, registers
+    `name` and commits: the session's commit, not the transaction's."""
+    with Session(bind=connection) as session:
+        session.add(User(email=f"{name}@example.com"))
+        on_commit(session, calls(name))
+        session.commit()
+
+
 @pytest.fixture
 def session(transactional_db: CommittingDatabase) -> Iterator[Session]:
     with transactional_db.sessions() as session:
@@ -74,8 +96,7 @@ def test_a_callback_runs_once_after_the_commit(session: Session, calls: Calls) -
 
     session.commit()
 
-    assert calls.ran == ["welcome"]
-    assert calls.users_seen == [1]  # another connection already saw the row
+    assert_ran_after_the_commit(calls, "welcome")
     session.add(User(email="second@example.com"))
     session.commit()
     assert calls.ran == ["welcome"]  # once
@@ -97,8 +118,7 @@ def test_a_released_savepoint_is_not_a_commit(session: Session, calls: Calls) ->
     assert calls.ran == []
     assert pending_on_commit(session) != []
     session.commit()
-    assert calls.ran == ["inner"]
-    assert calls.users_seen == [1]
+    assert_ran_after_the_commit(calls, "inner")
 
 
 def test_a_savepoint_released_around_nothing_leaves_the_outer_callbacks(
@@ -255,12 +275,8 @@ def test_a_joined_session_cannot_run_them_after_its_owners_commit(
     """The owner's COMMIT has no event after it: its commit warns that the
     callbacks were not run; its rollback drops them quietly."""
     calls = Calls()
-    with transactional_db.engine.connect() as connection:
-        owner = connection.begin()
-        with Session(bind=connection) as session:
-            session.add(User(email="joined@example.com"))
-            on_commit(session, calls("joined"))
-            session.commit()
+    with owner_transaction(transactional_db.engine) as (connection, owner):
+        commit_in_a_joined_session(connection, calls, "joined")
         if owner_ends == "commit":
             committing_line = sys._getframe().f_lineno + 2
             with pytest.warns(UnrunCallbacksWarning, match="1 on_commit callback") as warned:
@@ -279,12 +295,8 @@ def test_the_next_transaction_of_the_connection_does_not_meet_them_again(
     transactional_db: CommittingDatabase,
 ) -> None:
     calls = Calls()
-    with transactional_db.engine.connect() as connection:
-        owner = connection.begin()
-        with Session(bind=connection) as session:
-            session.add(User(email="first@example.com"))
-            on_commit(session, calls("first"))
-            session.commit()
+    with owner_transaction(transactional_db.engine) as (connection, owner):
+        commit_in_a_joined_session(connection, calls, "first")
         owner.rollback()
         with warnings.catch_warnings():
             warnings.simplefilter("error")
@@ -305,8 +317,7 @@ def test_a_session_given_control_of_the_transaction_runs_them(
         session.add(User(email="owned@example.com"))
         on_commit(session, calls("owned"))
         session.commit()
-    assert calls.ran == ["owned"]
-    assert calls.users_seen == [1]
+    assert_ran_after_the_commit(calls, "owned")
 
 
 def test_a_rolled_back_savepoint_drops_those_of_the_savepoints_still_open_inside_it(
@@ -342,16 +353,17 @@ def test_the_owners_commit_warns_once_for_all_the_joined_commits(
     transactional_db: CommittingDatabase,
 ) -> None:
     calls = Calls()
-    with transactional_db.engine.connect() as connection:
-        owner = connection.begin()
-        with Session(bind=connection) as session:
-            for name in ("first", "second"):
-                session.add(User(email=f"{name}@example.com"))
-                on_commit(session, calls(name))
-                session.commit()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                owner.commit()
+    with (
+        owner_transaction(transactional_db.engine) as (connection, owner),
+        Session(bind=connection) as session,
+    ):
+        for name in ("first", "second"):
+            session.add(User(email=f"{name}@example.com"))
+            on_commit(session, calls(name))
+            session.commit()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            owner.commit()
     assert [(warning.category, str(warning.message)) for warning in caught] == [
         (
             UnrunCallbacksWarning,
@@ -367,12 +379,13 @@ def test_the_owners_commit_warns_once_for_all_the_joined_commits(
 def test_a_session_keeps_nothing_of_an_owners_transaction_once_it_ended(
     transactional_db: CommittingDatabase,
 ) -> None:
-    with transactional_db.engine.connect() as connection:
-        owner = connection.begin()
-        with Session(bind=connection) as session:
-            on_commit(session, lambda: None)
-            session.commit()
-            assert "core.transactions.outer" in session.info
-            owner.rollback()
-            assert "core.transactions.outer" not in session.info
-            assert pending_on_commit(session) == []
+    with (
+        owner_transaction(transactional_db.engine) as (connection, owner),
+        Session(bind=connection) as session,
+    ):
+        on_commit(session, lambda: None)
+        session.commit()
+        assert "core.transactions.outer" in session.info
+        owner.rollback()
+        assert "core.transactions.outer" not in session.info
+        assert pending_on_commit(session) == []
