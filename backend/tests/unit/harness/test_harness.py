@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
@@ -27,11 +28,7 @@ from core.models import (
 from core.schema import Base
 from tests import harness
 from tests.factories import UserFactory
-
-
-def _users(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(User)) or 0)
-
+from tests.unit.harness.scenarios import integrity_error, users
 
 # The plugins INNER_RUN loads that the generated suites do not use; each one
 # adds start-up time to every in-process run. (pytest-randomly is not loaded:
@@ -54,17 +51,12 @@ def _run_suite(pytester: pytest.Pytester, source: str, *args: str) -> pytest.Run
 # --------------------------------------------------------------------------
 
 ISOLATION_SUITE = """
-    import pytest
-    from sqlalchemy import delete, func, select
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy import delete, select
 
     from core.models import AgentRegistry, User
     from tests.factories import AgentFactory, UserFactory
     from tests.harness import tables_with_rows
-
-
-    def users(db):
-        return db.scalar(select(func.count()).select_from(User))
+    from tests.unit.harness.scenarios import integrity_error, users
 
 
     def test_commit(db):
@@ -77,13 +69,7 @@ ISOLATION_SUITE = """
 
     def test_integrity_error_then_rollback(db):
         assert tables_with_rows(db.connection()) == {}
-        UserFactory(email="twice@example.com")
-        db.commit()
-        db.add(User(email="twice@example.com"))
-        with pytest.raises(IntegrityError):
-            db.flush()
-        db.rollback()
-        assert users(db) == 1
+        integrity_error(db)
 
 
     def test_delete(db):
@@ -116,30 +102,23 @@ def test_commit_integrity_error_and_delete_leave_nothing_behind(pytester: pytest
     assert passed[-1] == "test_last_sees_an_empty_database"
 
 
-def test_isolated_session_leaves_no_rows_after_commit(engine: Engine) -> None:
+def commit(session: Session) -> None:
+    session.add(User(email="committed@example.com"))
+    session.commit()
+    assert users(session) == 1
+
+
+def uncommitted_write(session: Session) -> None:
+    session.add(User(email="pending@example.com"))
+    session.flush()
+
+
+@pytest.mark.parametrize("scenario", [commit, integrity_error, uncommitted_write])
+def test_isolated_session_leaves_no_rows(
+    engine: Engine, scenario: Callable[[Session], None]
+) -> None:
     with engine.connect() as connection, harness.isolated_session(connection) as session:
-        session.add(User(email="committed@example.com"))
-        session.commit()
-        assert _users(session) == 1
-    assert harness.leftover_rows(engine) == {}
-
-
-def test_isolated_session_leaves_no_rows_after_integrity_error(engine: Engine) -> None:
-    with engine.connect() as connection, harness.isolated_session(connection) as session:
-        session.add(User(email="first@example.com"))
-        session.commit()
-        session.add(User(email="first@example.com"))
-        with pytest.raises(IntegrityError):
-            session.flush()
-        session.rollback()
-        assert _users(session) == 1
-    assert harness.leftover_rows(engine) == {}
-
-
-def test_isolated_session_rolls_back_an_uncommitted_write(engine: Engine) -> None:
-    with engine.connect() as connection, harness.isolated_session(connection) as session:
-        session.add(User(email="pending@example.com"))
-        session.flush()
+        scenario(session)
     assert harness.leftover_rows(engine) == {}
 
 
@@ -152,7 +131,7 @@ def test_rolled_back_nested_transaction_undoes_its_writes(db: Session) -> None:
     UserFactory(email="outer@example.com")
     nested = db.begin_nested()
     UserFactory(email="inner@example.com")
-    assert _users(db) == 2
+    assert users(db) == 2
     nested.rollback()
     assert db.scalars(select(User.email)).all() == ["outer@example.com"]
 
@@ -173,7 +152,7 @@ def test_commit_in_a_test_only_releases_a_savepoint(engine: Engine) -> None:
         with engine.connect() as connection, harness.isolated_session(connection) as session:
             session.add(User(email="released@example.com"))
             session.commit()
-            assert _users(session) == 1
+            assert users(session) == 1
     finally:
         event.remove(engine, "before_cursor_execute", record)
         event.remove(engine, "commit", record_commit)
@@ -191,7 +170,7 @@ def _commit_through_the_recipe(engine: Engine) -> int:
         session.add(User(email="leaked@example.com"))
         session.commit()
     with Session(engine) as fresh:
-        return _users(fresh)
+        return users(fresh)
 
 
 def test_without_the_begin_workaround_a_commit_leaks() -> None:
