@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, event, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -31,6 +30,7 @@ from core.database import (
 from core.models import User
 from core.schema import Base
 from tests import harness
+from tests.unit.asynchronous.scenarios import integrity_error, users
 
 # pytest-asyncio alone (no pytest-randomly: "the last test" is the last one
 # written), configured as the project's pyproject.toml does, which an inner
@@ -57,30 +57,21 @@ def run_suite(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunR
     return pytester.runpytest(*INNER_ARGS, *args)
 
 
-async def users(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(User)) or 0)
-
-
 # --------------------------------------------------------------------------
 # Commit, IntegrityError, delete: the next test, sync or async, starts empty
 # --------------------------------------------------------------------------
 
 ISOLATION_SUITE = """
-    import pytest
-    from sqlalchemy import delete, func, select
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy import delete
 
     from core.models import User
     from tests.factories import AgentFactory, UserFactory, async_create, async_create_batch
     from tests.harness import tables_with_rows
+    from tests.unit.asynchronous.scenarios import integrity_error, users
 
 
     async def rows(async_db):
         return await async_db.run_sync(lambda session: tables_with_rows(session.connection()))
-
-
-    async def users(async_db):
-        return await async_db.scalar(select(func.count()).select_from(User))
 
 
     async def test_commit(async_db):
@@ -93,13 +84,7 @@ ISOLATION_SUITE = """
 
     async def test_integrity_error_then_rollback(async_db):
         assert await rows(async_db) == {}
-        await async_create(UserFactory, email="twice@example.com")
-        await async_db.commit()
-        async_db.add(User(email="twice@example.com"))
-        with pytest.raises(IntegrityError):
-            await async_db.flush()
-        await async_db.rollback()
-        assert await users(async_db) == 1
+        await integrity_error(async_db)
 
 
     async def test_delete(async_db):
@@ -156,16 +141,6 @@ async def isolated(async_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 async def commit(session: AsyncSession) -> None:
     session.add(User(email="committed@example.com"))
     await session.commit()
-    assert await users(session) == 1
-
-
-async def integrity_error(session: AsyncSession) -> None:
-    session.add(User(email="first@example.com"))
-    await session.commit()
-    session.add(User(email="first@example.com"))
-    with pytest.raises(IntegrityError):
-        await session.flush()
-    await session.rollback()
     assert await users(session) == 1
 
 
