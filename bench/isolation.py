@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -191,19 +191,34 @@ def async_strategies(driver: str) -> list[tuple[str, SharedDatabaseStrategy]]:
 
 
 @contextmanager
+def _emptied_after_each_test(
+    engine: Engine, schema: Schema, empty: Callable[[Connection], None]
+) -> Iterator[RunTest]:
+    """Each test: the body in a new session, then `empty` in one transaction."""
+
+    def run_test() -> None:
+        _body_in_new_session(engine)
+        with engine.begin() as connection:
+            empty(connection)
+
+    yield run_test
+    _check_empty(engine, schema)
+
+
+@contextmanager
 def delete_all(url: str | URL, schema: Schema) -> Iterator[RunTest]:
     """Schema once; DELETE FROM every table, children first, after each test."""
-    with _schema_once(url, schema) as engine:
-        deletes = [table.delete() for table in reversed(schema.tables)]
+    deletes = [table.delete() for table in reversed(schema.tables)]
 
-        def run_test() -> None:
-            _body_in_new_session(engine)
-            with engine.begin() as connection:
-                for statement in deletes:
-                    connection.execute(statement)
+    def delete(connection: Connection) -> None:
+        for statement in deletes:
+            connection.execute(statement)
 
+    with (
+        _schema_once(url, schema) as engine,
+        _emptied_after_each_test(engine, schema, delete) as run_test,
+    ):
         yield run_test
-        _check_empty(engine, schema)
 
 
 @contextmanager
@@ -226,14 +241,12 @@ def truncate_all(url: str | URL, schema: Schema) -> Iterator[RunTest]:
                 "SET FOREIGN_KEY_CHECKS = 1",
             ]
 
-        def run_test() -> None:
-            _body_in_new_session(engine)
-            with engine.begin() as connection:
-                for truncate in truncates:
-                    connection.exec_driver_sql(truncate)
+        def truncate(connection: Connection) -> None:
+            for statement in truncates:
+                connection.exec_driver_sql(statement)
 
-        yield run_test
-        _check_empty(engine, schema)
+        with _emptied_after_each_test(engine, schema, truncate) as run_test:
+            yield run_test
 
 
 def _check_empty(engine: Engine, schema: Schema) -> None:
