@@ -19,10 +19,6 @@ down_revision: str | Sequence[str] | None = "471e0a1e9e28"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Batch mode on SQLite reflects the table it rebuilds; without the tables its
-# foreign keys point at (alembic stands a stub in for each), an upgrade takes
-# half the time.
-NO_REFERENTS = {"resolve_fks": False}
 
 EMAIL_BEFORE = "email = lower(trim(email)) AND email LIKE '%_@_%._%' AND email NOT LIKE '% %'"
 EMAIL_AFTER = (
@@ -46,7 +42,9 @@ def _replace_check(table: str, name: str, sqltext: str) -> None:
             f"ALTER TABLE {table} DROP CONSTRAINT {name}, ADD CONSTRAINT {name} CHECK ({sqltext})"
         )
         return
-    with op.batch_alter_table(table, reflect_kwargs=NO_REFERENTS) as batch_op:
+    # resolve_fks=False: batch mode reflects this table alone, not the tables its
+    # keys point at (alembic stubs them), which halves an upgrade on SQLite.
+    with op.batch_alter_table(table, reflect_kwargs={"resolve_fks": False}) as batch_op:
         batch_op.drop_constraint(op.f(name), type_="check")
         batch_op.create_check_constraint(op.f(name), sqltext)
 
