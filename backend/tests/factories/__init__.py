@@ -6,6 +6,9 @@ No factory commits. Async tests: `await async_create(XFactory, **fields)`
 writes to `async_db` (or `_session=`).
 """
 
+from typing import Any
+
+from core.schema import Base
 from tests.factories.agent import AgentExecutionFactory, AgentFactory
 from tests.factories.base import (
     BaseFactory,
@@ -46,8 +49,14 @@ ALL_FACTORIES = (
     AgentProposalFactory,
 )
 
+# Each model's factory (one factory per model).
+FACTORY_FOR: dict[type[Base], type[BaseFactory[Any]]] = {
+    factory_class._meta.model: factory_class for factory_class in ALL_FACTORIES
+}
+
 __all__ = [
     "ALL_FACTORIES",
+    "FACTORY_FOR",
     "AgentExecutionFactory",
     "AgentFactory",
     "AgentFeedbackFactory",

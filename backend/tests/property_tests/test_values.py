@@ -21,7 +21,7 @@ from core.schema import (
     UTCDateTime,
     as_utc,
 )
-from tests.factories import ALL_FACTORIES
+from tests.factories import FACTORY_FOR
 from tests.harness import db_examples
 from tests.profiles import examples_per_case
 from tests.property_tests.strategies import (
@@ -37,8 +37,6 @@ from tests.property_tests.strategies import (
     row_values,
     timestamps,
 )
-
-FACTORY_FOR: dict[type[Base], Any] = {factory._meta.model: factory for factory in ALL_FACTORIES}
 
 
 def create(model: type[Base], **values: Any) -> Any:

@@ -33,6 +33,7 @@ from core.schema import Base
 from tests import harness
 from tests.factories import (
     ALL_FACTORIES,
+    FACTORY_FOR,
     AgentExecutionFactory,
     AgentFactory,
     AgentFeedbackFactory,
@@ -118,7 +119,6 @@ PARENT_RELATIONSHIPS: dict[AnyFactory, tuple[str, ...]] = {
     BlockedTriggerContextFactory: ("agent",),
     AgentProposalFactory: ("agent",),
 }
-FACTORY_OF_MODEL: dict[type[Base], AnyFactory] = {f._meta.model: f for f in ALL_FACTORIES}
 
 
 def _parent_case(
@@ -128,7 +128,7 @@ def _parent_case(
     relationship = inspect(factory_class._meta.model).relationships[relation]
     (key_column,) = relationship.local_columns
     parent_model = relationship.mapper.class_
-    return factory_class, relation, key_column.key, FACTORY_OF_MODEL[parent_model], parent_model
+    return factory_class, relation, key_column.key, FACTORY_FOR[parent_model], parent_model
 
 
 PARENTS = [
